@@ -1,0 +1,75 @@
+"""Material presets: the TOML files of the top-level ``models/`` folder (shipped in the wheel).
+
+A preset holds the constants and priors of one material (value, unit and reason per entry)
+and the simulator's defaults. Code never hard-codes these numbers.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from functools import cache
+from importlib import resources
+from pathlib import Path
+
+from .errors import InputError
+
+
+def preset_dir() -> Path:
+    """Folder holding the shipped presets (``bayes_sc/presets`` in a wheel, ``models/`` in a
+    source checkout)."""
+    shipped = resources.files("bayes_sc") / "presets"
+    if shipped.is_dir():
+        return Path(str(shipped))
+    return Path(__file__).resolve().parent.parent / "models"
+
+
+def available_presets() -> list[str]:
+    """Names of the shipped material presets."""
+    return sorted(p.stem for p in preset_dir().glob("*.toml"))
+
+
+def load_preset(name_or_path: str | Path, *, base_dir: Path | None = None) -> dict:
+    """Load a material preset by name (``models/<name>.toml``) or by TOML path.
+
+    Parameters
+    ----------
+    name_or_path
+        Preset name such as ``"cspbbr2cl"`` or a path to a TOML file (relative paths are
+        resolved against ``base_dir``).
+    base_dir
+        Folder relative paths are resolved against (the manifest's folder).
+
+    Raises
+    ------
+    InputError
+        Unknown material, unreadable file or invalid TOML.
+    """
+    text = str(name_or_path)
+    if text.endswith(".toml") or "/" in text:
+        path = Path(text)
+        if base_dir is not None and not path.is_absolute():
+            path = base_dir / path
+    else:
+        path = preset_dir() / f"{text.lower()}.toml"
+        if not path.is_file():
+            raise InputError(
+                None,
+                f"unknown material {text!r}: known presets are {', '.join(available_presets())}"
+                " (or give a path to a TOML file)",
+            )
+    return _read_preset(path.resolve())
+
+
+@cache
+def _read_preset(path: Path) -> dict:
+    if not path.is_file():
+        raise InputError(path, "material preset file not found")
+    try:
+        data = tomllib.loads(path.read_text())
+    except tomllib.TOMLDecodeError as exc:
+        raise InputError(path, f"invalid TOML: {exc}") from None
+    for key in ("material", "constants", "priors"):
+        if key not in data:
+            raise InputError(path, f"material preset lacks the [{key}] table")
+    data["_path"] = str(path)
+    return data

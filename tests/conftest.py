@@ -1,0 +1,27 @@
+"""Shared fixtures and seeds. Tests that need ../shared skip with a clear reason without it."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED = REPO.parent / "shared"
+SHARED_DATA = SHARED / "data"
+SEED = 20261125
+
+
+@pytest.fixture
+def rng():
+    """A fixed-seed generator: every test that draws random numbers uses it."""
+    return np.random.default_rng(SEED)
+
+
+def shared_file(*parts: str) -> Path:
+    """Path of a real instrument file in ../shared/data, or skip the test with the reason."""
+    path = SHARED_DATA.joinpath(*parts)
+    if not path.exists():
+        pytest.skip(f"real instrument file {path} not available (../shared is absent)")
+    return path
