@@ -30,8 +30,12 @@ def test_gaussian_integral_and_fwhm():
     )
     assert val == pytest.approx(I0, rel=1e-7)
     peak = gaussian2d_density(0.6, 80.0, 0.6, 80.0, w_q, w_phi, I0)
-    assert gaussian2d_density(0.6 + w_q / 2, 80.0, 0.6, 80.0, w_q, w_phi, I0) == pytest.approx(peak / 2)
-    assert gaussian2d_density(0.6, 80.0 - w_phi / 2, 0.6, 80.0, w_q, w_phi, I0) == pytest.approx(peak / 2)
+    assert gaussian2d_density(0.6 + w_q / 2, 80.0, 0.6, 80.0, w_q, w_phi, I0) == pytest.approx(
+        peak / 2
+    )
+    assert gaussian2d_density(0.6, 80.0 - w_phi / 2, 0.6, 80.0, w_q, w_phi, I0) == pytest.approx(
+        peak / 2
+    )
     # azimuth wraps: a peak at 359° is near 1°
     assert gaussian2d_density(0.6, 1.0, 0.6, 359.0, w_q, w_phi, I0) == pytest.approx(
         gaussian2d_density(0.6, 357.0, 0.6, 359.0, w_q, w_phi, I0)
@@ -128,7 +132,9 @@ def test_flim_kernel_in_jax_and_pytensor_equals_numpy():
     irf = gaussian_irf(64, 0.1, 1.0, 0.3)
     tau = np.array([1.0, 2.5])
     ref = flim_expected_counts(irf, 0.1, 6.4, tau, np.array([100.0, 50.0]), 130.0, 0.2)
-    got_jax = flim_expected_counts(irf, 0.1, 6.4, jnp.asarray(tau), jnp.array([100.0, 50.0]), 130.0, 0.2)
+    got_jax = flim_expected_counts(
+        irf, 0.1, 6.4, jnp.asarray(tau), jnp.array([100.0, 50.0]), 130.0, 0.2
+    )
     np.testing.assert_allclose(np.asarray(got_jax), ref, rtol=1e-5)
     t = pt.dvector("tau")
     s = pt.dscalar("s")

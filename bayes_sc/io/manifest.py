@@ -93,7 +93,9 @@ def read_manifest(path: str | Path) -> Manifest:
     pl = _read_pl(t.sub("pl"), base) if "pl" in data else None
     if xray is None and flim is None and pl is None:
         raise InputError(path, "manifest has none of the tables [xray], [flim], [pl]")
-    return Manifest(path=path, name=name, material=material, preset=preset, xray=xray, flim=flim, pl=pl)
+    return Manifest(
+        path=path, name=name, material=material, preset=preset, xray=xray, flim=flim, pl=pl
+    )
 
 
 def _read_xray(t: _Table, base: Path) -> XrayManifest:

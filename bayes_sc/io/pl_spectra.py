@@ -43,7 +43,8 @@ def read_pl_spectra(path: str | Path) -> PlSpectra:
         outline = np.asarray(f["outline_um"][()], dtype=float) if "outline_um" in f else None
     if lam.ndim != 1 or counts.ndim != 2 or counts.shape[1] != lam.size:
         raise InputError(
-            path, f"counts must be (N, W) with W = len(wavelength_nm) = {lam.size}, got {counts.shape}"
+            path,
+            f"counts must be (N, W) with W = len(wavelength_nm) = {lam.size}, got {counts.shape}",
         )
     if x.shape != (counts.shape[0],) or y.shape != (counts.shape[0],):
         raise InputError(path, f"x_um and y_um must have shape ({counts.shape[0]},)")

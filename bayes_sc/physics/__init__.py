@@ -4,7 +4,7 @@ Each kernel accepts NumPy arrays, JAX arrays or PyTensor variables (see ``_xp``)
 """
 
 from .edge import edge_distance_grid, edge_distance_points
-from .flim import flim_expected_counts, gaussian_irf, periodic_decay_kernel, irf_circulant
+from .flim import flim_expected_counts, gaussian_irf, irf_circulant, periodic_decay_kernel
 from .geometry import DetectorGeometry, azimuth_deg, jacobian_q_phi, q_from_xy, radius_from_q
 from .lattice import canonical_lattice, lattice_derived, saxs_reflections, waxs_reflections
 from .peaks import FWHM_PER_SIGMA, expected_pixel_counts, gaussian2d_density, wrap_deg
@@ -24,6 +24,7 @@ __all__ = [
     "flim_expected_counts",
     "gaussian2d_density",
     "gaussian_irf",
+    "irf_circulant",
     "jacobian_q_phi",
     "lattice_derived",
     "periodic_decay_kernel",
@@ -31,7 +32,8 @@ __all__ = [
     "q_from_xy",
     "radius_from_q",
     "saxs_reflections",
-    "irf_circulant",
+
     "waxs_reflections",
     "wh_widths",
+    "wrap_deg",
 ]
