@@ -1,0 +1,213 @@
+"""Simulated supercrystals written in the real file formats, with their truth (SPEC §3, §4).
+
+``simulate_supercrystal`` writes, under OUTDIR::
+
+    xray/scan_master.h5 (+ scan_data_*.h5)   EIGER X 4M scan, bitshuffle-LZ4
+    xray/kapton_master.h5 (+ data)           bare-substrate background frames
+    flim/map.ptu, flim/irf.h5                PicoQuant T3 image, measured IRF
+    pl/spectra.h5                            PL spectra with the crystal outline
+    truth.h5                                 every SPEC §7 variable on its grid, law coefficients
+    supercrystal.toml                        the manifest
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import h5py
+import numpy as np
+from tqdm.auto import tqdm
+
+from ..errors import InputError
+from ..io.eiger_write import write_eiger
+from ..io.h5util import atomic_path
+from ..io.irf import write_irf_h5
+from ..io.pl_spectra import write_pl_spectra
+from ..io.ptu import write_flim_ptu
+from ..presets import load_preset
+from .fields import crystal_outline, grid_mask, xray_fields
+from .optics import COVARIATES, law_coefficients, simulate_flim, simulate_pl
+from .xray import XrayScene, iter_frames
+
+__all__ = ["simulate_supercrystal"]
+
+XRAY_TRUTH = ("a1", "a2", "a_mean", "a_ratio", "gamma", "phi", "psi", "delta_psi", "g_q", "I_AL")
+XRAY_EXTRA = ("I_saxs", "saxs_w_q", "saxs_w_phi", "edge_um")
+
+
+def simulate_supercrystal(
+    outdir,
+    *,
+    preset: str = "cspbbr2cl",
+    scan_shape: tuple[int, int] = (8, 8),
+    seed: int = 0,
+    counts_scale: float = 1.0,
+    progress: bool = True,
+    processes: int = 2,
+) -> Path:
+    """Simulate one supercrystal and write it in the formats of SPEC §4.
+
+    Parameters
+    ----------
+    outdir
+        Output folder (created; must be empty or hold an earlier simulation).
+    preset
+        Material preset name or TOML path (its ``[simulate.*]`` tables set every number).
+    scan_shape
+        X-ray scan points (ny, nx); the FLIM image covers the same area at its pixel size.
+    seed
+        Seed of every random draw: the same seed gives the same files.
+    counts_scale
+        Multiplies all signal counts (X-ray peaks, FLIM photons, PL amplitudes) [1].
+    progress
+        Show a progress bar over frames.
+    processes
+        Worker processes drawing X-ray frames.
+
+    Returns
+    -------
+    pathlib.Path
+        The written ``supercrystal.toml``.
+    """
+    outdir = Path(outdir)
+    if outdir.exists() and any(outdir.iterdir()) and not (outdir / "truth.h5").exists():
+        raise InputError(outdir, "output folder is not empty and holds no earlier simulation")
+    if counts_scale <= 0 or not math.isfinite(counts_scale):
+        raise InputError(None, f"--counts must be a positive number, got {counts_scale}")
+    ny, nx = scan_shape
+    if ny < 2 or nx < 2:
+        raise InputError(None, f"scan must be at least 2x2, got {ny}x{nx}")
+    pre = load_preset(preset)
+    sim = pre["simulate"]
+    xcfg, fcfg, pcfg, law = sim["xray"], sim["flim"], sim["pl"], sim["law"]
+    streams = [np.random.default_rng(s) for s in np.random.SeedSequence(seed).spawn(6)]
+    rng_shape, rng_fields, rng_det, rng_frames, rng_flim, rng_pl = streams
+    for sub in ("xray", "flim", "pl"):
+        (outdir / sub).mkdir(parents=True, exist_ok=True)
+
+    # --- X-ray: a crystal on the scan grid, its fields, the frames.
+    step = float(xcfg["step_um"])
+    extent = np.array([nx * step, ny * step])
+    outline = crystal_outline((extent - step) / 2, 0.36 * extent, rng_shape)
+    mask = grid_mask(outline, (ny, nx), (step, step))
+    if not mask.any():
+        raise InputError(None, f"scan {ny}x{nx} is too small to hold a crystal")
+    fields = xray_fields(mask, (step, step), xcfg, rng_fields)
+    scene = XrayScene.build(xcfg, pre["xray"], pre["constants"], rng_det)
+    saturation = 2 ** int(xcfg["bit_depth"]) - 1
+    seeds = rng_frames.integers(0, 2**63, ny * nx + int(xcfg["background_frames"]))
+    bg_scale = 1.0 + 0.03 * rng_frames.standard_normal(ny * nx)
+    jobs = []
+    for i in range(ny * nx):
+        r, c = divmod(i, nx)
+        pix = None
+        if mask[r, c]:
+            pix = {k: float(fields[k][r, c]) for k in XRAY_TRUTH + XRAY_EXTRA}
+            pix.update(a_AL=fields["a_AL"], L_nc=fields["L_nc"])
+        jobs.append((pix, float(bg_scale[i]), counts_scale, int(seeds[i]), saturation))
+    frames = iter_frames(scene, jobs, processes=processes)
+    if progress:
+        frames = tqdm(frames, total=len(jobs), desc="simulate X-ray frames", unit="frame")
+    common = dict(
+        geometry=scene.geometry, pixel_mask=scene.mask, bit_depth=int(xcfg["bit_depth"]),
+        count_time_s=float(xcfg["count_time_s"]),
+    )  # fmt: skip
+    write_eiger(
+        outdir / "xray/scan_master.h5", frames, frames_per_file=nx, n_frames=ny * nx, **common
+    )
+    n_bg = int(xcfg["background_frames"])
+    bg_jobs = [(None, 1.0, 1.0, int(s), saturation) for s in seeds[ny * nx :]]
+    write_eiger(
+        outdir / "xray/kapton_master.h5", iter_frames(scene, bg_jobs, processes=1),
+        frames_per_file=n_bg, n_frames=n_bg, **common,
+    )  # fmt: skip
+
+    # --- FLIM and PL: a second crystal, on glass, covering the same area.
+    pixel_um = float(fcfg["pixel_um"])
+    fshape = (int(math.ceil(extent[1] / pixel_um)), int(math.ceil(extent[0] / pixel_um)))
+    f_extent = np.array([fshape[1], fshape[0]]) * pixel_um
+    f_outline = crystal_outline((f_extent - pixel_um) / 2, 0.36 * f_extent, rng_flim)
+    f_mask = grid_mask(f_outline, fshape, (pixel_um, pixel_um))
+    counts, irf, ftruth = simulate_flim(f_mask, pixel_um, fcfg, xcfg, law, rng_flim, counts_scale)
+    write_flim_ptu(
+        outdir / "flim/map.ptu",
+        counts,
+        bin_ps=fcfg["bin_ps"],
+        period_ns=fcfg["period_ns"],
+        pixel_um=pixel_um,
+    )
+    write_irf_h5(outdir / "flim/irf.h5", irf, fcfg["bin_ps"], fcfg["period_ns"])
+    lam_nm, spectra, (px, py), ptruth = simulate_pl(
+        f_outline, pcfg, xcfg, law, rng_pl, counts_scale
+    )
+    write_pl_spectra(outdir / "pl/spectra.h5", lam_nm, spectra, px, py, f_outline)
+
+    _write_truth(
+        outdir / "truth.h5",
+        fields,
+        mask,
+        outline,
+        (step, step),
+        ftruth,
+        f_outline,
+        ptruth,
+        law,
+        seed,
+        pre,
+    )
+    manifest = outdir / "supercrystal.toml"
+    with atomic_path(manifest) as tmp:
+        tmp.write_text(_manifest_text(pre, scan_shape, step, seed))
+    return manifest
+
+
+def _write_truth(path, fields, mask, outline, step, ftruth, f_outline, ptruth, law, seed, pre):
+    with atomic_path(path) as tmp, h5py.File(tmp, "w") as f:
+        f.attrs.update(seed=seed, material=pre["material"]["name"], preset=pre["_path"])
+        gx = f.create_group("xray")
+        for k in XRAY_TRUTH + XRAY_EXTRA:
+            gx[k] = fields[k]
+        gx["a_AL"], gx["L_nc"] = fields["a_AL"], fields["L_nc"]
+        gx["mask"], gx["outline_um"] = mask, outline
+        gx.attrs["step_um"] = step
+        gf = f.create_group("flim")
+        for k in ("tau", "amplitude", "mask", "edge_um"):
+            gf[k] = ftruth[k]
+        gf["irf_shift"], gf["background"] = ftruth["irf_shift"], ftruth["background"]
+        gf["outline_um"] = f_outline
+        gp = f.create_group("pl")
+        for k in ("E_peak", "blueshift", "x_um", "y_um", "edge_um", "amplitude"):
+            gp[k] = ptruth[k]
+        gl = f.create_group("law")
+        gl.attrs["form"] = (
+            "response = centre + sum_c beta_c (profile_c(edge) - profile_c(centre)) + noise"
+        )
+        for resp, coefs in law_coefficients(law).items():
+            gl[f"{resp}/beta"] = np.array([coefs[c] for c in COVARIATES])
+        gl["covariates"] = np.array(COVARIATES, dtype=h5py.string_dtype())
+        gl["tau/centre_ns"], gl["tau/sigma"] = law["tau_centre_ns"], law["tau_sigma_ns"]
+        gl["blueshift/sigma"] = law["blueshift_sigma_mev"]
+        for k in ("a_mean_nm", "delta_psi_deg", "g_q_percent"):
+            gl[f"profiles/{k}"] = np.asarray(pre["simulate"]["xray"][k], dtype=float)
+
+
+def _manifest_text(pre, scan_shape, step, seed) -> str:
+    material = Path(pre["_path"]).stem
+    return f"""# Simulated by bayes-sc simulate (seed {seed}); truth in truth.h5.
+name = "sim-{material}-seed{seed}"
+material = "{material}"
+
+[xray]
+master = "xray/scan_master.h5"
+background = "xray/kapton_master.h5"
+scan_shape = [{scan_shape[0]}, {scan_shape[1]}]
+step_um = [{step}, {step}]
+
+[flim]
+ptu = "flim/map.ptu"
+irf = "flim/irf.h5"
+
+[pl]
+spectra = "pl/spectra.h5"
+"""
