@@ -25,3 +25,12 @@ def shared_file(*parts: str) -> Path:
     if not path.exists():
         pytest.skip(f"real instrument file {path} not available (../shared is absent)")
     return path
+
+
+@pytest.fixture(scope="session")
+def small_sim(tmp_path_factory):
+    """A small simulated supercrystal (5x6 scan) in the real file formats, shared by tests."""
+    from bayes_sc.simulate import simulate_supercrystal
+
+    out = tmp_path_factory.mktemp("sim") / "sc"
+    return simulate_supercrystal(out, scan_shape=(5, 6), seed=7, progress=False)

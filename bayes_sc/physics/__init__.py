@@ -32,7 +32,6 @@ __all__ = [
     "q_from_xy",
     "radius_from_q",
     "saxs_reflections",
-
     "waxs_reflections",
     "wh_widths",
     "wrap_deg",

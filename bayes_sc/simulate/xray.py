@@ -106,9 +106,10 @@ class XrayScene:
         saxs_idx = np.flatnonzero(q < cfg["saxs_q_max"]).astype(np.int64)
         weight = (maps["jacobian"] * maps["intensity_factor"]).reshape(-1)
         weight[~np.isfinite(weight)] = 0.0  # the beam-centre pixel itself (behind the beamstop)
+        bg = kapton_template(maps["q_nm_inv"], maps["intensity_factor"], cfg["background_level"])
         return cls(
             geometry=geom, shape=tuple(shape), q=q, phi=maps["phi_deg"].reshape(-1), weight=weight,
-            background=kapton_template(maps["q_nm_inv"], maps["intensity_factor"], cfg["background_level"]).reshape(-1),
+            background=bg.reshape(-1),
             mask=detector_mask(geom, shape, rng), saxs_idx=saxs_idx, waxs_idx=waxs_idx,
             saxs_hk=saxs_hk, saxs_rel=saxs_rel, waxs_hk=waxs_hk, waxs_rel=waxs_rel,
             K=constants["K_scherrer"]["value"],
