@@ -143,3 +143,37 @@ def test_same_seed_same_fields():
         m = grid_mask(crystal_outline((3.0, 3.0), (2.0, 2.0), r), (12, 12), (0.5, 0.5))
         out.append(xray_fields(m, (0.5, 0.5), cfg, r)["a1"])
     np.testing.assert_array_equal(out[0], out[1])
+
+
+def test_cli_simulate_then_info_round_trip(tmp_path, capsys):
+    """`bayes-sc simulate` then `info --json` give back what the simulator wrote."""
+    import json
+
+    from bayes_sc.cli import main
+
+    out = tmp_path / "sc"
+    assert main(["simulate", str(out), "--scan", "4x5", "--seed", "2", "--quiet"]) == 0
+    capsys.readouterr()
+    assert main(["info", str(out / "supercrystal.toml"), "--json"]) == 0
+    info = json.loads(capsys.readouterr().out)
+    cfg = load_preset("cspbbr2cl")["simulate"]
+    assert info["xray"]["n_frames"] == 20 and info["xray"]["scan_shape"] == [4, 5]
+    assert info["xray"]["frame_shape"] == [2167, 2070]
+    assert info["xray"]["beam_center_x"] == pytest.approx(cfg["xray"]["beam_center_x"])
+    assert info["xray"]["n_background_frames"] == cfg["xray"]["background_frames"]
+    with h5py.File(out / "xray/scan_master.h5") as f:
+        pm = f["entry/instrument/detector/detectorSpecific/pixel_mask"][()]
+    assert info["xray"]["n_masked_pixels"] == int(((pm & 0xFFFF) != 0).sum())
+    with ptufile.PtuFile(out / "flim/map.ptu") as p:
+        total = int(p.decode_image(channel=0, dtime=info["flim"]["n_bins"]).sum())
+        assert list(p.shape[1:3]) == info["flim"]["shape"]
+    assert info["flim"]["photons"] == total
+    assert info["flim"]["bin_ps"] == pytest.approx(cfg["flim"]["bin_ps"])
+    with h5py.File(out / "truth.h5") as t:
+        assert info["pl"]["n_points"] == t["pl/E_peak"].shape[0]
+    # a non-empty folder that is not an earlier simulation is refused, and left alone
+    other = tmp_path / "other"
+    other.mkdir()
+    (other / "keep.txt").write_text("x")
+    assert main(["simulate", str(other), "--scan", "4x4", "--quiet"]) == 2
+    assert sorted(p.name for p in other.iterdir()) == ["keep.txt"]
