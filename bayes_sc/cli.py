@@ -184,15 +184,70 @@ def _demo_args(p: argparse.ArgumentParser) -> None:
     )
 
 
+def _reduce_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("manifest", metavar="MANIFEST", type=Path, help="supercrystal.toml")
+    p.add_argument(
+        "-o", "--output", metavar="REDUCED", type=Path, default=Path("reduced.h5"),
+        help="reduced.h5 to write (default: reduced.h5); written under a temporary name first",
+    )  # fmt: skip
+    p.add_argument("--workers", type=int, default=2, help="threads decoding frames (default: 2)")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+
+
+def _print_reduce_summary(summary: dict) -> None:
+    x = summary.get("xray")
+    if x:
+        print(
+            f"X-ray: {x['n_frames']} frames -> {x['n_bins']} bins over "
+            f"{x['n_pixels_binned']} pixels; "
+            f"binned counts {x['binned_counts']}; {x['excluded_pixels']} saturated/invalid pixel "
+            f"values left out; {x['frames_excluded']} frames with no valid pixel "
+            f"({x['frames_per_s']:.0f} frames/s)"
+        )
+        if "background_counts" in x:
+            print(f"X-ray background: binned counts {x['background_counts']}")
+    f = summary.get("flim")
+    if f:
+        ny, nx = f["shape"]
+        print(f"FLIM: {ny} x {nx} px x {f['n_bins']} bins, {f['photons']} photons")
+    p = summary.get("pl")
+    if p:
+        print(f"PL: {p['n_points']} spectra x {p['n_channels']} channels")
+    print(f"wrote {summary['output']}")
+
+
+@command(
+    "reduce",
+    "detector frames -> Poisson-exact polar bins around every peak; PTU -> histograms",
+    _reduce_args,
+)
+def _reduce(args: argparse.Namespace) -> int:
+    import logging
+
+    from .reduce import reduce_dataset
+
+    logging.basicConfig(level=logging.WARNING, format=f"{PROG} reduce: %(message)s")
+    if args.workers < 1:
+        raise InputError(None, f"--workers must be >= 1, got {args.workers}")
+    summary = reduce_dataset(
+        args.manifest, args.output, workers=args.workers, progress=not args.quiet
+    )
+    _print_reduce_summary(summary)
+    return 0
+
+
 @command("demo", "simulate a small supercrystal and run the pipeline on it", _demo_args)
 def _demo(args: argparse.Namespace) -> int:
     from .io.dataset import dataset_info, format_info
+    from .reduce import reduce_dataset
 
     manifest = _run_simulate(
         args.outdir, preset="cspbbr2cl", scan=(6, 6), seed=0, counts=1.0, progress=True
     )
     print(format_info(dataset_info(manifest)))
     print(f"manifest: {manifest}")
+    summary = reduce_dataset(manifest, Path(args.outdir) / "reduced.h5", progress=True)
+    _print_reduce_summary(summary)
     return 0
 
 

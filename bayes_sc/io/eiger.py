@@ -272,6 +272,12 @@ class XrayFrames:
                 f"cannot read frame {i} (corrupt data or filter): {' '.join(str(exc).split())}",
             ) from None
 
+    def frame_location(self, i: int) -> tuple[Path, str, int]:
+        """(data file, dataset path, index in that dataset) of frame ``i`` (scan order)."""
+        stack = int(np.searchsorted(self._starts, int(i), side="right")) - 1
+        path, name, _ = self._stacks[stack]
+        return path, name, int(i) - int(self._starts[stack])
+
     def iter_frames(self, start: int = 0, stop: int | None = None) -> Iterator[np.ndarray]:
         """Yield frames ``start .. stop-1`` one at a time in scan order, across data files."""
         stop = self.n_frames if stop is None else min(int(stop), self.n_frames)

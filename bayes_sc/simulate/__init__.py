@@ -20,15 +20,17 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from ..errors import InputError
-from ..io.eiger_write import write_eiger
+from ..io.eiger import GEOMETRY_KEYS
+from ..io.eiger_write import EIGER4M_SHAPE, write_eiger
 from ..io.h5util import atomic_path
 from ..io.irf import write_irf_h5
 from ..io.pl_spectra import write_pl_spectra
 from ..io.ptu import write_flim_ptu
+from ..physics import DetectorGeometry
 from ..presets import load_preset
 from .fields import crystal_outline, grid_mask, xray_fields
 from .optics import COVARIATES, law_coefficients, simulate_flim, simulate_pl
-from .xray import XrayScene, iter_frames
+from .xray import XrayScene, detector_mask, iter_frames
 
 __all__ = ["simulate_supercrystal"]
 
@@ -94,7 +96,10 @@ def simulate_supercrystal(
     if not mask.any():
         raise InputError(None, f"scan {ny}x{nx} is too small to hold a crystal")
     fields = xray_fields(mask, (step, step), xcfg, rng_fields)
-    scene = XrayScene.build(xcfg, pre["xray"], pre["constants"], rng_det)
+    geom = DetectorGeometry(*(xcfg[k] for k in GEOMETRY_KEYS))
+    det_mask = detector_mask(geom, EIGER4M_SHAPE, rng_det)
+    build_args = (xcfg, pre["xray"], pre["constants"], det_mask)
+    scene = XrayScene.build(*build_args)
     saturation = 2 ** int(xcfg["bit_depth"]) - 1
     seeds = rng_frames.integers(0, 2**63, ny * nx + int(xcfg["background_frames"]))
     bg_scale = 1.0 + 0.03 * rng_frames.standard_normal(ny * nx)
@@ -106,7 +111,7 @@ def simulate_supercrystal(
             pix = {k: float(fields[k][r, c]) for k in XRAY_TRUTH + XRAY_EXTRA}
             pix.update(a_AL=fields["a_AL"], L_nc=fields["L_nc"])
         jobs.append((pix, float(bg_scale[i]), counts_scale, int(seeds[i]), saturation))
-    frames = iter_frames(scene, jobs, processes=processes)
+    frames = iter_frames(scene, build_args, jobs, processes=processes)
     if progress:
         frames = tqdm(frames, total=len(jobs), desc="simulate X-ray frames", unit="frame")
     common = dict(
@@ -119,7 +124,7 @@ def simulate_supercrystal(
     n_bg = int(xcfg["background_frames"])
     bg_jobs = [(None, 1.0, 1.0, int(s), saturation) for s in seeds[ny * nx :]]
     write_eiger(
-        outdir / "xray/kapton_master.h5", iter_frames(scene, bg_jobs, processes=1),
+        outdir / "xray/kapton_master.h5", iter_frames(scene, build_args, bg_jobs, processes=1),
         frames_per_file=n_bg, n_frames=n_bg, **common,
     )  # fmt: skip
 

@@ -82,7 +82,8 @@ class XrayScene:
     K: float
 
     @classmethod
-    def build(cls, cfg, xray_preset, constants, rng, shape=EIGER4M_SHAPE):
+    def build(cls, cfg, xray_preset, constants, mask, shape=EIGER4M_SHAPE):
+        """Precompute the scene for the preset's geometry and a detector ``mask`` (uint32)."""
         geom = DetectorGeometry(
             cfg["beam_center_x"], cfg["beam_center_y"], cfg["distance_mm"],
             cfg["wavelength_nm"], cfg["pixel_size_mm"],
@@ -110,7 +111,7 @@ class XrayScene:
         return cls(
             geometry=geom, shape=tuple(shape), q=q, phi=maps["phi_deg"].reshape(-1), weight=weight,
             background=bg.reshape(-1),
-            mask=detector_mask(geom, shape, rng), saxs_idx=saxs_idx, waxs_idx=waxs_idx,
+            mask=mask, saxs_idx=saxs_idx, waxs_idx=waxs_idx,
             saxs_hk=saxs_hk, saxs_rel=saxs_rel, waxs_hk=waxs_hk, waxs_rel=waxs_rel,
             K=constants["K_scherrer"]["value"],
         )  # fmt: skip
@@ -152,24 +153,32 @@ class XrayScene:
 _SCENE: XrayScene | None = None
 
 
+def _init_worker(build_args):
+    global _SCENE
+    _SCENE = XrayScene.build(*build_args)
+
+
 def _frame_worker(args):
     pix, bg_scale, counts_scale, seed, saturation = args
     lam = _SCENE.expected(pix, bg_scale, counts_scale)
     return _SCENE.draw(lam, np.random.default_rng(seed), saturation)
 
 
-def iter_frames(scene: XrayScene, jobs, *, processes: int = 2):
+def iter_frames(scene: XrayScene, build_args, jobs, *, processes: int = 2):
     """Yield frames for ``jobs`` (pix, bg_scale, counts_scale, seed, saturation) in order.
 
-    Frames are drawn in ``processes`` forked workers (the scene is inherited, not pickled);
-    each frame has its own seed, so the output does not depend on scheduling.
+    With ``processes > 1`` each worker rebuilds the scene from ``build_args`` (the arguments of
+    :meth:`XrayScene.build`): workers start with ``forkserver``, never forked from a process
+    that may hold threads. Each frame has its own seed, so the output does not depend on
+    scheduling.
     """
     global _SCENE
     _SCENE = scene
     if processes <= 1:
         yield from map(_frame_worker, jobs)
         return
-    with mp.get_context("fork").Pool(processes) as pool:
+    ctx = mp.get_context("forkserver")
+    with ctx.Pool(processes, initializer=_init_worker, initargs=(build_args,)) as pool:
         yield from pool.imap(_frame_worker, jobs, chunksize=1)
 
 
