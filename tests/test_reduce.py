@@ -10,8 +10,8 @@ import pytest
 from bayes_sc.errors import InputError
 from bayes_sc.io.eiger import open_xray
 from bayes_sc.io.manifest import read_manifest
-from bayes_sc.reduce import reduce_dataset
 from bayes_sc.reduce import frames as frames_mod
+from bayes_sc.reduce import reduce_dataset
 from bayes_sc.reduce.bins import peak_regions
 
 
@@ -127,7 +127,7 @@ def _rewrite_frame(data_file, index, value, dtype=None):
 
 def test_all_masked_frame_is_kept_and_flagged(small_sim, tmp_path, caplog):
     manifest = _copy(small_sim, tmp_path)
-    _rewrite_frame(manifest.parent / "xray/scan_data_000001.h5", 2, 2**16 - 1)
+    _rewrite_frame(manifest.parent / "xray/scan_data_000001.h5", 2, 2**32 - 1)
     out = tmp_path / "reduced.h5"
     summary = reduce_dataset(manifest, out, progress=False)
     assert summary["xray"]["frames_excluded"] == 1
@@ -181,3 +181,20 @@ def test_never_overwrites_an_input(small_sim, tmp_path):
     with pytest.raises(InputError, match="overwrite an input"):
         reduce_dataset(manifest, manifest, progress=False)
     assert manifest.read_bytes() == before
+
+
+def test_cli_reduce_prints_totals_and_fails_cleanly(small_sim, tmp_path, capsys):
+    from bayes_sc.cli import main
+
+    out = tmp_path / "r.h5"
+    assert main(["reduce", str(small_sim), "-o", str(out), "--quiet"]) == 0
+    text = capsys.readouterr().out
+    with h5py.File(out) as f:
+        total = int(f["xray/counts"][()].sum(dtype=np.uint64))
+    assert f"binned counts {total}" in text and "FLIM:" in text and "PL:" in text
+    manifest = _copy(small_sim, tmp_path / "bad")
+    manifest.write_text(manifest.read_text().replace("scan_shape = [5, 6]", "scan_shape = [6, 6]"))
+    assert main(["reduce", str(manifest), "-o", str(tmp_path / "bad.h5"), "--quiet"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "supercrystal.toml" in err[0] and "scan_shape" in err[0]
+    assert not (tmp_path / "bad.h5").exists()
