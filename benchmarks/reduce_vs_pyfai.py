@@ -168,7 +168,8 @@ def main():
         "ratio_read": ours / read_fps, "ratio_read_h5py": ours / h5_fps, "ratio_pyfai": ours / pf,
         "rss_100_mb": rss100, "rss_all_mb": rss_all, "rss_ratio": rss_all / rss100,
         "runs_fps": {"read_h5py": h5_runs, "read_direct": direct_runs, "ours": ours_runs},
-        "machine": f"{platform.machine()} {os.cpu_count()} cores, Python {platform.python_version()}",
+        "machine": f"{platform.machine()}, {os.cpu_count()} cores",
+        "python": platform.python_version(),
         "pyfai_version": pf_version,
     }  # fmt: skip
     rows = [
