@@ -1,0 +1,61 @@
+"""The pixel graph and the BYM2 field: structure and prior moments against direct algebra."""
+
+import numpy as np
+import pymc as pm
+import pytest
+
+from bayes_sc.modeling.graph import grid_graph
+from bayes_sc.modeling.spatial import bym2_field
+
+
+def _mask():
+    m = np.zeros((6, 7), bool)
+    m[1:5, 1:6] = True
+    m[0, 3] = True
+    m[5, 0] = True  # an isolated pixel: its own component
+    return m
+
+
+def test_graph_structure_and_null_space():
+    g = grid_graph(_mask())
+    assert g.n == 22 and g.n_components == 2
+    # 4x5 block: 4*4 + 3*5 = 31 edges, plus (0,3)-(1,3)
+    assert len(g.edges) == 32
+    Q = np.diag(np.bincount(g.edges.ravel(), minlength=g.n).astype(float))
+    Q[g.edges[:, 0], g.edges[:, 1]] = Q[g.edges[:, 1], g.edges[:, 0]] = -1
+    np.testing.assert_allclose(g.eigvecs @ np.diag(g.eigvals) @ g.eigvecs.T, Q, atol=1e-10)
+    assert np.sum(g.eigvals == 0) == 2
+    grid = g.to_grid(np.arange(g.n))
+    assert grid[1, 1] == g.index[1, 1] and np.isnan(grid[0, 0])
+
+
+def test_scaling_gives_unit_geometric_mean_variance():
+    g = grid_graph(_mask())
+    cov = g.eigvecs @ np.diag(g.structured_variance()) @ g.eigvecs.T
+    d = np.diag(cov)
+    connected = d > 0
+    assert np.exp(np.mean(np.log(d[connected]))) == pytest.approx(1.0)
+    assert d[g.index[5, 0]] == 0.0  # the isolated pixel has no structured part
+    # the structured part sums to zero on each component
+    block = g.index[g.mask] != g.index[5, 0]
+    np.testing.assert_allclose(cov[np.ix_(block, block)].sum(axis=1), 0.0, atol=1e-10)
+
+
+@pytest.mark.parametrize("centred", [True, False])
+def test_bym2_prior_covariance(centred):
+    """Prior draws of the field have covariance σ²(ρ Q⁺/s + (1-ρ) I)."""
+    g = grid_graph(_mask())
+    sigma, rho = 0.7, 0.6
+    with pm.Model(coords={"pix": np.arange(g.n)}) as m:
+        bym2_field("f", g, 2.0, sigma, rho, centred=centred, dims="pix")
+        draws = pm.sample_prior_predictive(draws=4000, random_seed=3, var_names=["f"])
+    f = draws.prior["f"].values.reshape(-1, g.n)
+    expect = sigma**2 * (
+        rho * g.eigvecs @ np.diag(g.structured_variance()) @ g.eigvecs.T + (1 - rho) * np.eye(g.n)
+    )
+    emp = np.cov(f.T)
+    # Monte-Carlo sd of a covariance entry ≈ sqrt((Σii Σjj + Σij²)/N) ≤ sqrt(2/N)·max var
+    tol = 5 * np.sqrt(2.0 / f.shape[0]) * np.max(np.diag(expect))
+    assert np.max(np.abs(emp - expect)) < tol
+    assert abs(f.mean() - 2.0) < 5 * np.sqrt(np.max(np.diag(expect)) / f.shape[0]) * 3
+    assert m["f"].ndim == 1
