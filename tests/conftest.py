@@ -34,3 +34,13 @@ def small_sim(tmp_path_factory):
 
     out = tmp_path_factory.mktemp("sim") / "sc"
     return simulate_supercrystal(out, scan_shape=(5, 6), seed=7, progress=False)
+
+
+@pytest.fixture(scope="session")
+def small_reduced(small_sim, tmp_path_factory):
+    """``reduced.h5`` of :func:`small_sim`."""
+    from bayes_sc.reduce import reduce_dataset
+
+    out = tmp_path_factory.mktemp("reduced") / "reduced.h5"
+    reduce_dataset(small_sim, out, progress=False)
+    return out

@@ -1,0 +1,148 @@
+"""X-ray data for the models: reduced bins, background template, crystal pixels, coords.
+
+Which scan points belong to the crystal is decided from the data: a point is crystal when the
+counts in its SAXS bins exceed the background expected there (the bare-substrate frames,
+scaled to one exposure) by more than ``n_sigma`` Poisson standard deviations plus
+``flux_tolerance`` of the background (beam-flux drifts). Without background frames the scan's
+SAXS totals are split in two groups (Otsu's threshold on their logarithm), and the split must
+be clear. Pass ``crystal_mask`` to override either rule.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import h5py
+import numpy as np
+
+from ..errors import InputError
+from ..physics import edge_distance_grid
+from .graph import PixelGraph, grid_graph
+
+BIN_FIELDS = ("q_nm_inv", "phi_deg", "npix", "weight", "factor", "var_q", "var_phi",
+              "cov_qphi", "region", "q_lo", "q_hi", "phi_lo", "phi_hi")  # fmt: skip
+
+
+@dataclass
+class XrayData:
+    """One scan's reduced X-ray data (SPEC §4.1) plus the crystal's pixels.
+
+    Attributes
+    ----------
+    counts : (n_frames, n_bins) uint32 raw counts per bin, frames in scan order.
+    frame_excluded : (n_frames,) bool, frames without any valid pixel.
+    bins : dict of per-bin arrays (``q_nm_inv``, ``phi_deg``, ``weight``, ... see reduce).
+    background : (n_bins,) expected background counts per frame [counts], or None.
+    scan_shape, step_um : (ny, nx), (dy, dx) [µm].
+    attrs : the /xray attributes (geometry, count time, ...).
+    crystal_mask : (ny, nx) bool.
+    graph : PixelGraph of the crystal pixels.
+    edge_um : (ny, nx) edge distance [µm] (0 outside the crystal).
+    """
+
+    path: Path
+    counts: np.ndarray
+    frame_excluded: np.ndarray
+    bins: dict
+    background: np.ndarray | None
+    scan_shape: tuple[int, int]
+    step_um: tuple[float, float]
+    attrs: dict
+    crystal_mask: np.ndarray
+    graph: PixelGraph
+    edge_um: np.ndarray
+
+    @property
+    def frames(self) -> np.ndarray:
+        """Frame index (scan order) of each crystal pixel."""
+        return self.graph.rows * self.scan_shape[1] + self.graph.cols
+
+    def coords(self) -> dict:
+        """Pixel coordinates of SPEC §7 (dim ``xray_pixel``): row, col, x, y [µm], edge [µm]."""
+        g, (dy, dx) = self.graph, self.step_um
+        return {
+            "xray_row": g.rows, "xray_col": g.cols, "xray_x_um": g.cols * dx,
+            "xray_y_um": g.rows * dy, "xray_edge_um": self.edge_um[g.rows, g.cols],
+        }  # fmt: skip
+
+
+def saxs_excess(counts, background, region) -> tuple[np.ndarray, np.ndarray]:
+    """Per frame: SAXS-region counts and their expected background (None → zeros)."""
+    saxs = region == 0
+    total = counts[:, saxs].sum(axis=1, dtype=np.float64)
+    expected = (
+        np.full(total.shape, np.nan)
+        if background is None
+        else np.full(total.shape, background[saxs].sum())
+    )
+    return total, expected
+
+
+def crystal_mask_from_data(counts, background, region, scan_shape, *, n_sigma=10.0,
+                           flux_tolerance=0.05, path=None) -> np.ndarray:  # fmt: skip
+    """Crystal scan points from SAXS counts (see module docstring)."""
+    total, expected = saxs_excess(counts, background, region)
+    if background is not None:
+        crystal = total > expected * (1 + flux_tolerance) + n_sigma * np.sqrt(expected)
+    else:
+        logt = np.log(np.maximum(total, 1.0))
+        order = np.sort(logt)
+        best, cut = -np.inf, None
+        for k in range(1, order.size):  # Otsu: maximise the between-group variance
+            a, b = order[:k], order[k:]
+            score = a.size * b.size * (a.mean() - b.mean()) ** 2
+            if score > best:
+                best, cut = score, 0.5 * (order[k - 1] + order[k])
+        lo, hi = logt[logt <= cut], logt[logt > cut]
+        spread = np.sqrt(0.5 * (lo.var() + hi.var())) + 1e-9
+        if lo.size == 0 or hi.size == 0 or (hi.mean() - lo.mean()) < 5 * spread:
+            raise InputError(path, "cannot tell crystal from substrate without background frames: "
+                             "give a background in the manifest or a crystal mask")  # fmt: skip
+        crystal = logt > cut
+    return crystal.reshape(scan_shape)
+
+
+def load_xray(path, *, crystal_mask=None) -> XrayData:
+    """Read ``/xray`` of a ``reduced.h5`` and decide the crystal pixels.
+
+    Raises
+    ------
+    InputError
+        No X-ray data in the file, or no crystal found in the scan.
+    """
+    path = Path(path)
+    with h5py.File(path, "r") as f:
+        if "xray" not in f:
+            raise InputError(
+                path, "holds no X-ray data (/xray): reduce a manifest with an [xray] table"
+            )
+        g = f["xray"]
+        attrs = {k: (v.tolist() if isinstance(v, np.ndarray) else v) for k, v in g.attrs.items()}
+        counts = g["counts"][()]
+        frame_excluded = g["frame_excluded"][()]
+        bins = {k: g[f"bin_{k}"][()] for k in BIN_FIELDS}
+        background = None
+        if "background_counts" in g:
+            per_frame = float(attrs["count_time_s"]) / float(attrs["background_exposure_s"])
+            background = g["background_counts"][()] * per_frame
+    scan_shape = tuple(int(v) for v in attrs["scan_shape"])
+    step = tuple(float(v) for v in attrs["step_um"])
+    if crystal_mask is None:
+        crystal_mask = crystal_mask_from_data(
+            counts, background, bins["region"], scan_shape, path=path
+        )
+    crystal_mask = np.asarray(crystal_mask, bool) & ~frame_excluded.reshape(scan_shape)
+    if crystal_mask.shape != scan_shape:
+        raise InputError(
+            path, f"crystal mask has shape {crystal_mask.shape}, the scan {scan_shape}"
+        )
+    if not crystal_mask.any():
+        raise InputError(
+            path, "no crystal in the scan: no scan point shows SAXS peaks above the background"
+        )
+    return XrayData(
+        path=path, counts=counts, frame_excluded=frame_excluded, bins=bins, background=background,
+        scan_shape=scan_shape, step_um=step, attrs=attrs, crystal_mask=crystal_mask,
+        graph=grid_graph(crystal_mask), edge_um=edge_distance_grid(crystal_mask, step),
+    )  # fmt: skip
