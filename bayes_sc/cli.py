@@ -236,6 +236,46 @@ def _reduce(args: argparse.Namespace) -> int:
     return 0
 
 
+def _fit_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "source", metavar="MANIFEST|REDUCED", type=Path, help="supercrystal.toml or reduced.h5"
+    )
+    p.add_argument("-o", "--output", metavar="POSTERIOR", type=Path, default=Path("posterior.nc"),
+                   help="posterior.nc to write (default: posterior.nc)")  # fmt: skip
+    p.add_argument("--model", choices=("joint", "xray", "flim", "pl"), default="xray",
+                   help="which model to fit (default: xray)")  # fmt: skip
+    p.add_argument("--sampler", choices=("numpyro", "blackjax", "nutpie", "pymc"),
+                   default="numpyro", help="NUTS backend (default: numpyro, JAX)")  # fmt: skip
+    p.add_argument("--chains", type=int, default=2, help="chains (default: 2)")
+    p.add_argument("--draws", type=int, default=1000, help="kept draws per chain (default: 1000)")
+    p.add_argument("--tune", type=int, default=1000, help="warm-up draws per chain (default: 1000)")
+    p.add_argument("--seed", type=_seed, default=0, help="random seed (default: 0)")
+    p.add_argument("--crop", metavar="R0:R1,C0:C1", help="fit only these scan rows and columns")
+    p.add_argument(
+        "--posterior-predictive", action="store_true", help="also draw the posterior predictive"
+    )
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+
+
+@command("fit", "posterior of one supercrystal (JAX-backed NUTS)", _fit_args)
+def _fit(args: argparse.Namespace) -> int:
+    import logging
+
+    from .inference.fit import fit
+
+    logging.basicConfig(level=logging.INFO, format=f"{PROG} fit: %(message)s")
+    for name in ("chains", "draws", "tune"):
+        if getattr(args, name) < 1:
+            raise InputError(None, f"--{name} must be >= 1")
+    out = fit(
+        args.source, args.output, model=args.model, crop=args.crop, sampler=args.sampler,
+        chains=args.chains, draws=args.draws, tune=args.tune, seed=args.seed,
+        progress=not args.quiet, posterior_predictive=args.posterior_predictive,
+    )  # fmt: skip
+    print(f"wrote {out}")
+    return 0
+
+
 @command("demo", "simulate a small supercrystal and run the pipeline on it", _demo_args)
 def _demo(args: argparse.Namespace) -> int:
     from .io.dataset import dataset_info, format_info

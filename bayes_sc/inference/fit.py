@@ -1,0 +1,122 @@
+"""``bayes-sc fit``: from a manifest or ``reduced.h5`` to ``posterior.nc`` (SPEC §7)."""
+
+from __future__ import annotations
+
+import logging
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import xarray as xr
+
+from ..errors import InputError
+from ..io.manifest import read_manifest
+from ..presets import load_preset
+from .sample import sample, write_posterior
+
+log = logging.getLogger(__name__)
+MODELS = ("xray", "flim", "pl", "joint")
+
+
+def parse_crop(text: str | None):
+    """``"r0:r1,c0:c1"`` → (slice, slice) of scan rows and columns, or None."""
+    if text is None:
+        return None
+    try:
+        rows, cols = text.split(",")
+        r0, r1 = (int(v) for v in rows.split(":"))
+        c0, c1 = (int(v) for v in cols.split(":"))
+    except ValueError:
+        raise InputError(
+            None, f"--crop must look like r0:r1,c0:c1 (e.g. 10:16,8:14), got {text!r}"
+        ) from None
+    return slice(r0, r1), slice(c0, c1)
+
+
+def attach_pixel_coords(tree: xr.DataTree, dim: str, coords: dict) -> xr.DataTree:
+    """Add SPEC §7 pixel coordinates (``xray_row`` ...) along ``dim`` in every group that has it."""
+    for name in list(tree.children):
+        ds = tree[name].to_dataset()
+        if dim in ds.dims:
+            tree[name] = xr.DataTree(
+                ds.assign_coords({k: (dim, np.asarray(v)) for k, v in coords.items()})
+            )
+    return tree
+
+
+def _reduced_path(source: Path, workdir: Path) -> tuple[Path, str]:
+    """A reduced.h5 for ``source`` (reducing a manifest first) and the material name."""
+    import h5py
+
+    if source.suffix == ".toml":
+        from ..reduce import reduce_dataset
+
+        man = read_manifest(source)
+        out = workdir / "reduced.h5"
+        reduce_dataset(man, out)
+        return out, man.material
+    try:
+        with h5py.File(source, "r") as f:
+            return source, str(f.attrs.get("material", "cspbbr2cl"))
+    except OSError:
+        raise InputError(source, "neither a manifest (.toml) nor a readable reduced.h5") from None
+
+
+def fit_xray(
+    reduced: Path, preset: dict, *, crop=None, sampler="numpyro", chains=2, draws=1000, tune=1000,
+    seed=0, progress=True, posterior_predictive=False,
+) -> xr.DataTree:  # fmt: skip
+    """Sample the X-ray model of one scan (optionally a crop of it) and return the DataTree."""
+    from ..baseline import baseline_xray
+    from ..modeling.windows import xray_windows
+    from ..modeling.xray import PIX, build_xray_model
+    from ..modeling.xray_data import load_xray
+
+    data = load_xray(reduced)
+    if crop is not None:
+        mask = np.zeros(data.scan_shape, bool)
+        mask[crop] = True
+        data = load_xray(reduced, crystal_mask=data.crystal_mask & mask)
+    first = baseline_xray(data, preset)
+    saxs, waxs = xray_windows(data, first, preset)
+    log.info(
+        "X-ray model: %d crystal pixels, %d SAXS and %d WAXS window bins",
+        data.graph.n,
+        saxs.size,
+        waxs.size,
+    )
+    if data.graph.n > 64:
+        log.warning(
+            "the exact Poisson likelihood on %d pixels is slow on a CPU; consider --crop",
+            data.graph.n,
+        )
+    model = build_xray_model(data, preset, saxs, waxs, first)
+    tree = sample(
+        model, sampler=sampler, chains=chains, draws=draws, tune=tune, seed=seed, progress=progress
+    )
+    if posterior_predictive:
+        import pymc as pm
+
+        pp = pm.sample_posterior_predictive(
+            tree, model=model, random_seed=seed, progressbar=progress
+        )
+        tree["posterior_predictive"] = pp["posterior_predictive"]
+    tree.attrs.update(model="xray", n_pixels=data.graph.n, source=str(reduced))
+    return attach_pixel_coords(tree, PIX, data.coords())
+
+
+def fit(source, output, *, model="xray", crop=None, **settings) -> Path:
+    """Fit ``model`` to ``source`` (manifest or reduced.h5) and write ``output`` atomically."""
+    source, output = Path(source), Path(output)
+    if model not in MODELS:
+        raise InputError(None, f"unknown model {model!r}; choose one of {', '.join(MODELS)}")
+    if model != "xray":
+        raise InputError(
+            None, f"--model {model} is not implemented yet (issues 6 and 7); use --model xray"
+        )
+    if not source.exists():
+        raise InputError(source, "file not found")
+    with tempfile.TemporaryDirectory(prefix="bayes_sc_fit_") as tmp:
+        reduced, material = _reduced_path(source, Path(tmp))
+        tree = fit_xray(reduced, load_preset(material), crop=parse_crop(crop), **settings)
+    return write_posterior(tree, output)

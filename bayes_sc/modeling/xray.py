@@ -1,0 +1,172 @@
+"""The X-ray model: every crystal pixel's SAXS and WAXS peaks in one hierarchical posterior.
+
+Per crystal pixel: the superlattice (a_mean, a_ratio, γ, φ → a1, a2) places the SAXS peaks
+and their Friedel mates (SPEC §5); ψ places the WAXS peaks, whose widths follow
+Williamson–Hall with global L_nc and per-pixel δψ, g_q; I_AL scales them. Every per-pixel
+field has a BYM2 spatial prior over the crystal's 4-neighbour graph, centred or non-centred
+as the preset says (``[priors.<field>].field``). The likelihood is Poisson on the raw binned
+counts inside each pixel's peak windows (:mod:`.windows`): expected counts = substrate
+template × per-pixel scale + a flat density × bin weight + Σ peaks I0 · weight ·
+N(q̄, φ̄; peak, Σ_peak + Σ_bin). Nothing is subtracted from the counts.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pymc as pm
+import pytensor.tensor as pt
+
+from ..physics import saxs_reflections, waxs_reflections, wh_widths
+from ..physics.peaks import FWHM_PER_SIGMA, wrap_deg
+from .spatial import bym2_field
+from .windows import Windows
+from .xray_data import XrayData
+
+PIX = "xray_pixel"
+FIELDS = (
+    "a_mean",
+    "a_ratio",
+    "gamma",
+    "phi",
+    "psi",
+    "delta_psi",
+    "g_q",
+    "I_AL",
+    "saxs_w_q",
+    "saxs_w_phi",
+)
+
+
+def _field(name, prior, graph, centre, half_range=None):
+    """A BYM2 field on the field's transformed scale; returns it on the natural scale."""
+    spec = prior["field"]
+    log = spec["transform"] == "log"
+    if half_range is not None:  # circular fields: the mean anywhere in one period around the data
+        mu = pm.Uniform(f"{name}_mu", centre - half_range, centre + half_range, initval=centre)
+    elif prior["dist"] == "LogNormal":
+        mu = pm.Normal(f"{name}_mu", prior["mu"], prior["sigma"], initval=np.log(centre))
+    elif prior["dist"] == "HalfNormal":
+        mu = pm.Normal(f"{name}_mu", np.log(prior["sigma"] / 2), 1.5, initval=np.log(centre))
+    else:
+        mu = pm.Normal(f"{name}_mu", prior["mu"], prior["sigma"], initval=centre)
+    sigma = pm.HalfNormal(f"{name}_sd", spec["sd_scale"])
+    rho = pm.Beta(f"{name}_rho", 2.0, 2.0)
+    f = bym2_field(f"{name}_field", graph, mu, sigma, rho, centred=spec["centred"], dims=PIX)
+    return pt.exp(f) if log else f
+
+
+def _peak_counts(win: Windows, bins, q0, phi0, sq, sphi, i0):
+    """Expected peak counts of every window element: I0 · weight · N(q̄, φ̄; peak, Σ_peak + Σ_bin)
+    for the element's own peak. ``q0, phi0, sq, sphi, i0`` are (pixel, peak) tensors."""
+    b, m, k = win.bin, win.pix, win.peak
+    a = sq[m, k] ** 2 + bins["var_q"][b]
+    d = sphi[m, k] ** 2 + bins["var_phi"][b]
+    c = bins["cov_qphi"][b]
+    det = a * d - c**2
+    dq = bins["q_nm_inv"][b] - q0[m, k]
+    dp = wrap_deg(bins["phi_deg"][b] - phi0[m, k])
+    z = (d * dq**2 - 2 * c * dq * dp + a * dp**2) / det
+    return bins["weight"][b] * i0[m, k] * pt.exp(-0.5 * z) / (2 * np.pi * pt.sqrt(det))
+
+
+def build_xray_model(
+    data: XrayData, preset: dict, saxs: Windows, waxs: Windows, first: dict
+) -> pm.Model:
+    """The PyMC model of one scan's X-ray data (see module docstring).
+
+    Parameters
+    ----------
+    data
+        Reduced X-ray data and the crystal's pixel graph.
+    preset
+        Material preset (priors, constants, reflections).
+    saxs, waxs
+        The likelihood's (pixel, bin) windows.
+    first
+        First estimates (the baseline's maps and a_AL, L_nc): the centres of circular field
+        means and starting values, never priors on the fields themselves.
+    """
+    g, pr, bins = data.graph, preset["priors"], data.bins
+    K = float(preset["constants"]["K_scherrer"]["value"])
+    take = {
+        k: np.nanmedian(first[k][g.rows, g.cols])
+        for k in ("a_mean", "a_ratio", "gamma", "phi", "psi")
+    }
+    n_saxs = len(preset["xray"]["saxs_reflections"])
+    n_waxs = len(preset["xray"]["waxs_reflections"])
+    coords = {PIX: np.arange(g.n), "saxs_reflection": np.arange(n_saxs),
+              "waxs_reflection": np.arange(n_waxs)}  # fmt: skip
+    bg = data.background if data.background is not None else np.zeros(bins["weight"].size)
+    with pm.Model(coords=coords) as model:
+        a_mean = _field("a_mean", pr["a_mean"], g, take["a_mean"])
+        a_ratio = _field("a_ratio", pr["a_ratio"], g, take["a_ratio"])
+        gamma = _field("gamma", pr["gamma"], g, take["gamma"])
+        phi = _field("phi", pr["phi"], g, take["phi"], half_range=90.0)
+        psi = _field("psi", pr["psi"], g, take["psi"], half_range=45.0)
+        delta_psi = _field("delta_psi", pr["delta_psi"], g, 15.0)
+        g_q = _field("g_q", pr["g_q"], g, 1.5)
+        I_AL = _field(
+            "I_AL",
+            pr["I_AL"],
+            g,
+            float(np.nanmedian(first["I_AL"])) if np.isfinite(first["I_AL"]).any() else 3000.0,
+        )
+        w_q = _field("saxs_w_q", pr["saxs_w_q"], g, 0.08)
+        w_phi = _field("saxs_w_phi", pr["saxs_w_phi"], g, 6.0)
+        a1 = 2 * a_mean / (1 + a_ratio)
+        a2 = a1 * a_ratio
+        outputs = {
+            "a1": a1, "a2": a2, "a_mean": a_mean, "a_ratio": a_ratio, "gamma": gamma,
+            "phi": phi, "psi": psi, "delta_psi": delta_psi, "g_q": g_q, "I_AL": I_AL,
+        }  # fmt: skip
+        for name, v in outputs.items():  # the SPEC §7 names, on the natural scale
+            pm.Deterministic(name, v, dims=PIX)
+        a_AL = pm.Normal("a_AL", pr["a_AL"]["mu"], pr["a_AL"]["sigma"], initval=first["a_AL"])
+        L_nc = pm.LogNormal(
+            "L_nc", pr["L_nc"]["mu"], pr["L_nc"]["sigma"], initval=first.get("L_nc", 7.0)
+        )
+        waxs_rel = pm.Dirichlet(
+            "waxs_rel", np.full(coords["waxs_reflection"].size, 5.0), dims="waxs_reflection"
+        )
+        log_i_saxs = pm.Normal(
+            "log_I_saxs",
+            pr["I_saxs"]["mu"],
+            pr["I_saxs"]["sigma"],
+            dims=(PIX, "saxs_reflection"),
+            initval=np.full((g.n, n_saxs), float(pr["I_saxs"]["mu"])),
+        )
+        scale = pm.LogNormal(
+            "background_scale",
+            pr["background_scale"]["mu"],
+            pr["background_scale"]["sigma"],
+            dims=PIX,
+        )
+        flat_s = pm.HalfNormal("flat_saxs", pr["flat_background"]["sigma"], dims=PIX)
+        flat_w = pm.HalfNormal("flat_waxs", pr["flat_background"]["sigma"], dims=PIX)
+
+        # SAXS: reflections and their Friedel mates share position (±G), width and intensity.
+        hk = np.asarray(preset["xray"]["saxs_reflections"], float)
+        q0, p0 = saxs_reflections(a1, a2, gamma, phi, np.concatenate([hk, -hk]))
+        i0 = pt.exp(pt.concatenate([log_i_saxs, log_i_saxs], axis=1))
+        ones = pt.ones_like(q0)
+        sq = (w_q / FWHM_PER_SIGMA)[:, None] * ones
+        sp = (w_phi / FWHM_PER_SIGMA)[:, None] * ones
+        m, b = saxs.pix, saxs.bin
+        mu_s = scale[m] * bg[b] + flat_s[m] * bins["weight"][b]
+        mu_s = mu_s + _peak_counts(saxs, bins, q0, p0, sq, sp, i0)
+        pm.Poisson("saxs_counts", mu_s, observed=saxs.counts)
+
+        # WAXS: positions from a_AL and ψ; widths from Williamson–Hall; I0 = I_AL × relative.
+        hk = np.asarray(preset["xray"]["waxs_reflections"], float)
+        qw, pw = waxs_reflections(a_AL, psi, np.concatenate([hk, -hk]))
+        qw = qw * pt.ones_like(pw)  # a_AL is global: broadcast to (pixel, reflection)
+        wq, wphi = wh_widths(qw, L_nc, g_q[:, None] / 100.0, delta_psi[:, None], K)
+        rel = pt.concatenate([waxs_rel, waxs_rel]) * coords["waxs_reflection"].size
+        m, b = waxs.pix, waxs.bin
+        mu_w = scale[m] * bg[b] + flat_w[m] * bins["weight"][b]
+        i_w = I_AL[:, None] * rel[None, :]
+        mu_w = mu_w + _peak_counts(
+            waxs, bins, qw, pw, wq / FWHM_PER_SIGMA, wphi / FWHM_PER_SIGMA, i_w
+        )
+        pm.Poisson("waxs_counts", mu_w, observed=waxs.counts)
+    return model

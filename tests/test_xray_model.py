@@ -1,0 +1,70 @@
+"""Structure of the X-ray model (no sampling): names, dims, shapes, parameterisation, logp."""
+
+import numpy as np
+import pytest
+import xarray as xr
+
+from bayes_sc.baseline import baseline_xray
+from bayes_sc.errors import InputError
+from bayes_sc.inference.fit import attach_pixel_coords, parse_crop
+from bayes_sc.modeling.windows import xray_windows
+from bayes_sc.modeling.xray import PIX, build_xray_model
+from bayes_sc.modeling.xray_data import load_xray
+from bayes_sc.presets import load_preset
+
+SPEC7 = ("a1", "a2", "a_mean", "a_ratio", "gamma", "phi", "psi", "delta_psi", "g_q", "I_AL")
+
+
+@pytest.fixture(scope="module")
+def built(small_reduced):
+    preset = load_preset("cspbbr2cl")
+    data = load_xray(small_reduced)
+    first = baseline_xray(data, preset)
+    saxs, waxs = xray_windows(data, first, preset)
+    return data, preset, first, saxs, waxs, build_xray_model(data, preset, saxs, waxs, first)
+
+
+def test_spec_variables_dims_and_shapes(built):
+    data, preset, first, saxs, waxs, model = built
+    named = model.named_vars
+    for name in SPEC7:
+        assert model.named_vars_to_dims[name] == (PIX,)
+    assert named["a_AL"].ndim == 0 and named["L_nc"].ndim == 0
+    assert len(model.coords[PIX]) == data.graph.n
+    assert model["saxs_counts"].owner is not None
+    obs = {v.name: v for v in model.observed_RVs}
+    assert set(obs) == {"saxs_counts", "waxs_counts"}
+    ip = model.initial_point()
+    assert np.isfinite(model.compile_logp()(ip))
+    shapes = {k: v.shape for k, v in ip.items()}
+    assert shapes["log_I_saxs"] == (data.graph.n, len(preset["xray"]["saxs_reflections"]))
+
+
+def test_parameterisation_follows_the_preset(built):
+    *_, model = built
+    free = {v.name for v in model.free_RVs}
+    # the SAXS lattice is centred (pinned by its own peaks); WAXS widths non-centred
+    for name in ("a_mean", "a_ratio", "gamma", "phi", "psi"):
+        assert f"{name}_field_coef" in free
+    for name in ("delta_psi", "g_q", "I_AL"):
+        assert f"{name}_field_z" in free
+
+
+def test_windows_hold_the_peaks(built):
+    data, preset, first, saxs, waxs, _ = built
+    # every pixel has SAXS and WAXS windows; windows hold most SAXS-region counts
+    assert np.unique(saxs.pix).size == data.graph.n and np.unique(waxs.pix).size == data.graph.n
+    saxs_total = data.counts[data.frames][:, data.bins["region"] == 0].sum()
+    assert saxs.counts.sum() > 0.8 * saxs_total
+    assert saxs.peak.max() < 2 * len(preset["xray"]["saxs_reflections"])
+
+
+def test_pixel_coords_are_attached_and_crop_parsed():
+    tree = xr.DataTree.from_dict(
+        {"posterior": xr.Dataset({"tau": (("chain", "draw", PIX), np.zeros((1, 2, 3)))})}
+    )
+    tree = attach_pixel_coords(tree, PIX, {"xray_row": [0, 1, 2], "xray_edge_um": [0.5, 1.0, 0.5]})
+    assert list(tree.posterior["xray_row"].values) == [0, 1, 2]
+    assert parse_crop("2:5,1:4") == (slice(2, 5), slice(1, 4))
+    with pytest.raises(InputError, match="--crop"):
+        parse_crop("2-5")
