@@ -24,7 +24,10 @@ def test_graph_structure_and_null_space():
     Q = np.diag(np.bincount(g.edges.ravel(), minlength=g.n).astype(float))
     Q[g.edges[:, 0], g.edges[:, 1]] = Q[g.edges[:, 1], g.edges[:, 0]] = -1
     np.testing.assert_allclose(g.eigvecs @ np.diag(g.eigvals) @ g.eigvecs.T, Q, atol=1e-10)
-    assert np.sum(g.eigvals == 0) == 2
+    # one null mode per component, less the constant one (the field mean carries it)
+    assert np.sum(g.eigvals == 0) == 1 and g.eigvecs.shape == (g.n, g.n - 1)
+    np.testing.assert_allclose(g.eigvecs.T @ np.ones(g.n), 0.0, atol=1e-10)
+    np.testing.assert_allclose(g.eigvecs.T @ g.eigvecs, np.eye(g.n - 1), atol=1e-10)
     grid = g.to_grid(np.arange(g.n))
     assert grid[1, 1] == g.index[1, 1] and np.isnan(grid[0, 0])
 

@@ -161,6 +161,20 @@ def average_pattern_wh(excess_sum, bins, q_rings, K):
     return L, np.sqrt(max(slope, 0.0)), wq
 
 
+def description_reference(phi_deg) -> float:
+    """Reference azimuth for :func:`canonical_lattice`: the circular mean of φ modulo 90°.
+
+    Each lattice has descriptions with φ and φ + 90° (SPEC §5), so every pixel has one within
+    ±45° of this reference: the chosen descriptions then agree between neighbours.
+    """
+    phi = np.asarray(phi_deg, float)
+    phi = phi[np.isfinite(phi)]
+    if phi.size == 0:
+        return 90.0
+    z = np.exp(1j * 2 * np.pi * phi / 90.0).mean()
+    return float((np.angle(z) * 90.0 / (2 * np.pi)) % 90.0)
+
+
 def baseline_xray(data, preset) -> dict:
     """The paper's maps for an :class:`~bayes_sc.modeling.xray_data.XrayData` scan.
 
@@ -205,7 +219,7 @@ def baseline_xray(data, preset) -> dict:
         d2 = np.mean(np.radians([p["w_phi"] for *_, p in wfits]) ** 2 - (size / qs) ** 2)
         maps["g_q"][r, c] = 100 * np.sqrt(max(g2, 0.0))  # censored at 0, as in the paper
         maps["delta_psi"][r, c] = np.degrees(np.sqrt(max(d2, 0.0)))
-    ref = np.nanmedian(maps["phi"]) if np.isfinite(maps["phi"]).any() else 90.0
+    ref = description_reference(maps["phi"])
     a1, a2, gam, ph = canonical_lattice(maps["a1"], maps["a2"], maps["gamma"], maps["phi"], ref)
     maps.update(a1=a1, a2=a2, gamma=gam, phi=ph, a_mean=0.5 * (a1 + a2), a_ratio=a2 / a1)
     maps.update(a_AL=a_al, L_nc=L, g_avg_percent=100 * g_avg)

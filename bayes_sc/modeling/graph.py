@@ -6,7 +6,8 @@ eigenbasis of the graph Laplacian Q = D - W both parts are diagonal, so a BYM2 f
 ``μ + V c`` with independent ``c_k ~ N(0, σ² (ρ / (s λ_k) + 1 - ρ))`` (``λ_k = 0`` modes, one
 per connected component, carry only the unstructured part: the ICAR part is sum-to-zero on
 each component, exactly). This gives both parameterisations cheaply: centred (``c`` free) and
-non-centred (``c = sd · z``).
+non-centred (``c = sd · z``). The constant mode is dropped from the basis: the field mean μ
+carries it, so μ and the field are not confounded (a ridge NUTS would have to walk along).
 """
 
 from __future__ import annotations
@@ -28,8 +29,10 @@ class PixelGraph:
     rows, cols : (n,) grid indices of the crystal pixels in row-major order.
     index : (ny, nx) int, pixel number or -1 outside the mask.
     edges : (m, 2) int, neighbouring pixel pairs (i < j).
-    eigvals : (n,) Laplacian eigenvalues, ascending (zeros first, one per component).
-    eigvecs : (n, n) orthonormal eigenvectors (columns).
+    eigvals : (n - 1,) Laplacian eigenvalues of the basis vectors (zeros first: one per extra
+        component).
+    eigvecs : (n, n - 1) orthonormal basis: the Laplacian's eigenvectors, with the null space
+        rotated so that the constant vector is left out (it is the field mean's).
     scale : BYM2 scaling factor s: geometric mean of the ICAR marginal variances.
     n_components : connected components (isolated pixels count).
     """
@@ -86,9 +89,18 @@ def grid_graph(mask) -> PixelGraph:
     lam, V = np.linalg.eigh(Q)
     lam[np.abs(lam) < NULL_TOL * max(1.0, lam.max())] = 0.0
     n_comp = int((lam == 0).sum())
+    # Rotate the null space (one indicator per component) so that one vector is constant, and
+    # drop that one: the field mean carries it.
+    null = V[:, lam == 0]
+    const = np.full((n, 1), 1.0 / np.sqrt(n))
+    rest = null - const @ (const.T @ null)
+    u, sv, _ = np.linalg.svd(rest, full_matrices=False)
+    rest = u[:, sv > 1e-8][:, : n_comp - 1]
+    V = np.concatenate([rest, V[:, lam > 0]], axis=1)
+    lam = np.concatenate([np.zeros(rest.shape[1]), lam[lam > 0]])
     pos = lam > 0
-    if pos.any():
-        marg = (V[:, pos] ** 2) @ (1.0 / lam[pos])  # diag of the pseudo-inverse
+    if pos.any():  # marginal variances of the ICAR part: diag of the pseudo-inverse
+        marg = (V[:, pos] ** 2) @ (1.0 / lam[pos])
         connected = marg > 0  # isolated pixels carry no ICAR part
         scale = float(np.exp(np.mean(np.log(marg[connected]))))
     else:

@@ -27,7 +27,15 @@ def bym2_sd(graph: PixelGraph, sigma, rho):
     return sigma * pt.sqrt(rho * v + (1.0 - rho))
 
 
-def bym2_field(name: str, graph: PixelGraph, mu, sigma, rho, *, centred: bool, dims: str):
+def bym2_coef_init(graph: PixelGraph, values, mu0: float) -> np.ndarray:
+    """Eigen-coefficients that reproduce per-pixel starting ``values`` around the mean ``mu0``."""
+    return graph.eigvecs.T @ (np.asarray(values, float) - mu0)
+
+
+def bym2_field(
+    name: str, graph: PixelGraph, mu, sigma, rho, *, centred: bool, dims: str, coef_init=None,
+    sd_init=None,
+):  # fmt: skip
     """Add a BYM2 field ``name`` (dims ``dims``, one value per crystal pixel) to the model.
 
     Parameters
@@ -42,15 +50,19 @@ def bym2_field(name: str, graph: PixelGraph, mu, sigma, rho, *, centred: bool, d
         Sample the eigen-coefficients themselves (True) or standardised ones (False).
     dims
         The pixel dimension name, e.g. ``"xray_pixel"``.
+    coef_init, sd_init
+        Optional starting eigen-coefficients (see :func:`bym2_coef_init`) and, for the
+        non-centred form, the per-mode prior sd they are standardised with.
     """
     sd = bym2_sd(graph, sigma, rho)
     mode_dim = f"{dims}_mode"
     model = pm.modelcontext(None)
     if mode_dim not in model.coords:
-        model.add_coord(mode_dim, np.arange(graph.n))
+        model.add_coord(mode_dim, np.arange(graph.eigvecs.shape[1]))
     if centred:
-        coef = pm.Normal(f"{name}_coef", 0.0, sd, dims=mode_dim)
+        coef = pm.Normal(f"{name}_coef", 0.0, sd, dims=mode_dim, initval=coef_init)
     else:
-        z = pm.Normal(f"{name}_z", 0.0, 1.0, dims=mode_dim)
+        z_init = None if coef_init is None or sd_init is None else coef_init / sd_init
+        z = pm.Normal(f"{name}_z", 0.0, 1.0, dims=mode_dim, initval=z_init)
         coef = sd * z
     return pm.Deterministic(name, mu + pt.dot(graph.eigvecs, coef), dims=dims)

@@ -18,7 +18,7 @@ import pytensor.tensor as pt
 
 from ..physics import saxs_reflections, waxs_reflections, wh_widths
 from ..physics.peaks import FWHM_PER_SIGMA, wrap_deg
-from .spatial import bym2_field
+from .spatial import bym2_coef_init, bym2_field
 from .windows import Windows
 from .xray_data import XrayData
 
@@ -37,22 +37,38 @@ FIELDS = (
 )
 
 
-def _field(name, prior, graph, centre, half_range=None):
-    """A BYM2 field on the field's transformed scale; returns it on the natural scale."""
+def _field(name, prior, graph, start, half_range=None):
+    """A BYM2 field on the field's transformed scale; returns it on the natural scale.
+
+    ``start`` holds per-pixel starting values (NaN where unknown): they set the initial point
+    (the mean, the field scale and the field itself), never the prior.
+    """
     spec = prior["field"]
     log = spec["transform"] == "log"
+    start = np.asarray(start, float) * np.ones(graph.n)
+    start = np.where(np.isfinite(start), start, np.nanmedian(start))
+    t = np.log(start) if log else start
+    centre = float(np.mean(t))
     if half_range is not None:  # circular fields: the mean anywhere in one period around the data
         mu = pm.Uniform(f"{name}_mu", centre - half_range, centre + half_range, initval=centre)
-    elif prior["dist"] == "LogNormal":
-        mu = pm.Normal(f"{name}_mu", prior["mu"], prior["sigma"], initval=np.log(centre))
-    elif prior["dist"] == "HalfNormal":
-        mu = pm.Normal(f"{name}_mu", np.log(prior["sigma"] / 2), 1.5, initval=np.log(centre))
+    elif prior["dist"] == "HalfNormal":  # a positive field: weakly informative log-mean
+        mu = pm.Normal(f"{name}_mu", np.log(prior["sigma"] / 2), 1.5, initval=centre)
     else:
         mu = pm.Normal(f"{name}_mu", prior["mu"], prior["sigma"], initval=centre)
-    sigma = pm.HalfNormal(f"{name}_sd", spec["sd_scale"])
-    rho = pm.Beta(f"{name}_rho", 2.0, 2.0)
-    f = bym2_field(f"{name}_field", graph, mu, sigma, rho, centred=spec["centred"], dims=PIX)
+    sd0 = float(np.clip(np.std(t), 0.05 * spec["sd_scale"], 2 * spec["sd_scale"]))
+    sigma = pm.HalfNormal(f"{name}_sd", spec["sd_scale"], initval=sd0)
+    rho = pm.Beta(f"{name}_rho", 2.0, 2.0, initval=0.5)
+    coef0 = bym2_coef_init(graph, t, centre)
+    sd_modes = sd0 * np.sqrt(0.5 * graph.structured_variance() + 0.5)
+    f = bym2_field(f"{name}_field", graph, mu, sigma, rho, centred=spec["centred"], dims=PIX,
+                   coef_init=coef0, sd_init=sd_modes)  # fmt: skip
     return pt.exp(f) if log else f
+
+
+def _or(values, default):
+    """``values`` with NaN (failed first estimates) replaced by ``default`` when all fail."""
+    values = np.asarray(values, float)
+    return values if np.isfinite(values).any() else np.full(values.shape, default)
 
 
 def _peak_counts(win: Windows, bins, q0, phi0, sq, sphi, i0):
@@ -89,8 +105,7 @@ def build_xray_model(
     g, pr, bins = data.graph, preset["priors"], data.bins
     K = float(preset["constants"]["K_scherrer"]["value"])
     take = {
-        k: np.nanmedian(first[k][g.rows, g.cols])
-        for k in ("a_mean", "a_ratio", "gamma", "phi", "psi")
+        k: first[k][g.rows, g.cols] for k in ("a_mean", "a_ratio", "gamma", "phi", "psi", "I_AL")
     }
     n_saxs = len(preset["xray"]["saxs_reflections"])
     n_waxs = len(preset["xray"]["waxs_reflections"])
@@ -103,14 +118,13 @@ def build_xray_model(
         gamma = _field("gamma", pr["gamma"], g, take["gamma"])
         phi = _field("phi", pr["phi"], g, take["phi"], half_range=90.0)
         psi = _field("psi", pr["psi"], g, take["psi"], half_range=45.0)
-        delta_psi = _field("delta_psi", pr["delta_psi"], g, 15.0)
-        g_q = _field("g_q", pr["g_q"], g, 1.5)
-        I_AL = _field(
-            "I_AL",
-            pr["I_AL"],
-            g,
-            float(np.nanmedian(first["I_AL"])) if np.isfinite(first["I_AL"]).any() else 3000.0,
+        delta_psi = _field(
+            "delta_psi", pr["delta_psi"], g, _or(first["delta_psi"][g.rows, g.cols], 15.0)
         )
+        g_q = _field(
+            "g_q", pr["g_q"], g, np.clip(_or(first["g_q"][g.rows, g.cols], 1.5), 0.3, None)
+        )
+        I_AL = _field("I_AL", pr["I_AL"], g, _or(take["I_AL"], 3000.0))
         w_q = _field("saxs_w_q", pr["saxs_w_q"], g, 0.08)
         w_phi = _field("saxs_w_phi", pr["saxs_w_phi"], g, 6.0)
         a1 = 2 * a_mean / (1 + a_ratio)
