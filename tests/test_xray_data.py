@@ -35,3 +35,24 @@ def test_override_and_bad_input(small_reduced, tmp_path):
         f.create_group("flim")
     with pytest.raises(InputError, match="no X-ray data"):
         load_xray(other)
+
+
+def test_smoothed_template_is_unbiased_and_quiet(small_sim, small_reduced):
+    """The smoothed substrate template matches the simulator's noise-free background."""
+    from bayes_sc.io.manifest import read_manifest
+    from bayes_sc.physics import DetectorGeometry
+    from bayes_sc.simulate.xray import kapton_template
+
+    d = load_xray(small_reduced)
+    cfg = read_manifest(small_sim).preset["simulate"]["xray"]
+    keys = ("beam_center_x", "beam_center_y", "distance_mm", "wavelength_nm", "pixel_size_mm")
+    maps = DetectorGeometry(*(cfg[k] for k in keys)).maps((2167, 2070))
+    with h5py.File(small_reduced) as f:
+        pb = f["xray/pixel_bin"][()]
+    use = pb >= 0
+    per_pixel = kapton_template(maps["q_nm_inv"], maps["intensity_factor"], cfg["background_level"])
+    truth = np.bincount(pb[use], per_pixel[use], minlength=d.background.size)
+    ratio = d.background / truth
+    assert abs(ratio.mean() - 1) < 0.01
+    # 4 background frames alone leave ~18 % noise per bin; smoothed, a few per cent
+    assert ratio[d.bins["region"] == 1].std() < 0.05
