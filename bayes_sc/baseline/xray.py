@@ -15,6 +15,7 @@ from scipy import ndimage
 
 from ..physics import canonical_lattice
 from ..physics.peaks import wrap_deg
+from ..reduce.bins import bin_cells
 from .peakfit import fit_peak
 
 DEG = np.pi / 180.0
@@ -22,20 +23,9 @@ SAXS_WIN = (0.3, 12.0)  # window half-widths around a SAXS peak [nm⁻¹, degree
 WAXS_WIN = (1.2, 25.0)
 
 
-def polar_grid(bins, region):
-    """Cell indices (iq, ip) of a region's bins and the grid shape."""
-    sel = np.flatnonzero(bins["region"] == region)
-    dq = float(np.median(bins["q_hi"][sel] - bins["q_lo"][sel]))
-    dphi = float(np.median(bins["phi_hi"][sel] - bins["phi_lo"][sel]))
-    q_lo = bins["q_lo"][sel]
-    iq = np.rint((q_lo - q_lo.min()) / dq).astype(int)
-    ip = np.rint(bins["phi_lo"][sel] / dphi).astype(int)
-    return sel, iq, ip, (iq.max() + 1, int(round(360 / dphi)))
-
-
 def find_saxs_peaks(excess, bins, n_max=8):
     """Up to ``n_max`` SAXS peak positions (q, φ) from a smoothed polar density image."""
-    sel, iq, ip, shape = polar_grid(bins, 0)
+    sel, iq, ip, shape = bin_cells(bins, 0)
     img = np.zeros(shape)
     wsum = np.zeros(shape)
     np.add.at(img, (iq, ip), excess[sel])

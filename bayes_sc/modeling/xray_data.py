@@ -24,6 +24,7 @@ import numpy as np
 
 from ..errors import InputError
 from ..physics import edge_distance_grid
+from ..reduce.bins import bin_cells
 from .graph import PixelGraph, grid_graph
 
 BIN_FIELDS = ("q_nm_inv", "phi_deg", "npix", "weight", "factor", "var_q", "var_phi",
@@ -119,12 +120,7 @@ def smooth_template(counts, bins, half_cells=(1, 4)) -> np.ndarray:
 
     out = np.zeros(counts.size)
     for region in np.unique(bins["region"]):
-        sel = np.flatnonzero(bins["region"] == region)
-        dq = np.median(bins["q_hi"][sel] - bins["q_lo"][sel])
-        dphi = np.median(bins["phi_hi"][sel] - bins["phi_lo"][sel])
-        iq = np.rint((bins["q_lo"][sel] - bins["q_lo"][sel].min()) / dq).astype(int)
-        ip = np.rint(bins["phi_lo"][sel] / dphi).astype(int)
-        shape = (iq.max() + 1, int(round(360 / dphi)))
+        sel, iq, ip, shape = bin_cells(bins, region)
         num, den = np.zeros(shape), np.zeros(shape)
         num[iq, ip] = counts[sel]
         den[iq, ip] = bins["weight"][sel]

@@ -168,3 +168,18 @@ def build_bin_map(geometry: DetectorGeometry, shape, pixel_mask, preset) -> BinM
         region=kind.astype(np.uint8),
         q_lo=lo + qi * dq, q_hi=lo + (qi + 1) * dq, phi_lo=pi * dphi, phi_hi=(pi + 1) * dphi,
     )  # fmt: skip
+
+
+def bin_cells(bins: dict, region: int):
+    """Bins of one region as cells of its (q, φ) grid.
+
+    Returns (bin indices, q-cell index, φ-cell index, grid shape) for the bins whose
+    ``bin_region`` is ``region``; ``bins`` holds the per-bin arrays without the ``bin_`` prefix.
+    """
+    sel = np.flatnonzero(bins["region"] == region)
+    dq = float(np.median(bins["q_hi"][sel] - bins["q_lo"][sel]))
+    dphi = float(np.median(bins["phi_hi"][sel] - bins["phi_lo"][sel]))
+    q_lo = bins["q_lo"][sel]
+    iq = np.rint((q_lo - q_lo.min()) / dq).astype(int)
+    ip = np.rint(bins["phi_lo"][sel] / dphi).astype(int)
+    return sel, iq, ip, (int(iq.max()) + 1, int(round(360 / dphi)))
