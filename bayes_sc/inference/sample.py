@@ -33,6 +33,7 @@ def sample(
     target_accept: float = 0.9,
     progress: bool = True,
     initvals: dict | None = None,
+    dense_mass: bool = False,
 ) -> xr.DataTree:
     """Draw posterior samples of ``model`` with NUTS.
 
@@ -52,6 +53,9 @@ def sample(
         Show the sampler's progress bar.
     initvals
         Optional starting values by variable name.
+    dense_mass
+        Adapt a dense mass matrix (numpyro, blackjax): worth it for small, strongly correlated
+        posteriors (a crop), too costly for thousands of parameters.
 
     Returns
     -------
@@ -73,9 +77,11 @@ def sample(
     # ±1 in the unconstrained space throws sharply peaked posteriors (a_AL: sd 0.001 nm) far
     # from their mode, where NUTS may never find it.
     if sampler == "numpyro":
-        kwargs["nuts_sampler_kwargs"] = {"chain_method": "parallel", "jitter": False}
+        kwargs["nuts"] = {"chain_method": "parallel", "jitter": False}
+        if dense_mass:
+            kwargs["nuts"]["dense_mass"] = True
     elif sampler == "blackjax":
-        kwargs["nuts_sampler_kwargs"] = {"jitter": False}
+        kwargs["nuts"] = {"jitter": False}
     elif sampler == "pymc":
         kwargs["init"] = "adapt_diag"
     t0 = time.perf_counter()
