@@ -20,3 +20,13 @@ class InputError(Exception):
         self.path = None if path is None else Path(path)
         self.problem = problem
         super().__init__(f"{self.path}: {problem}" if self.path is not None else problem)
+
+
+def require_file(path) -> Path:
+    """``path`` as a Path if it is an existing regular file, else one clear ``InputError``."""
+    path = Path(path)
+    if not path.exists():
+        raise InputError(path, "file not found")
+    if not path.is_file():
+        raise InputError(path, "is not a file")
+    return path

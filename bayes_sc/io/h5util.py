@@ -9,16 +9,12 @@ from pathlib import Path
 
 import h5py
 
-from ..errors import InputError
+from ..errors import InputError, require_file
 
 
 def open_h5(path: str | Path) -> h5py.File:
     """Open an HDF5 file read-only, turning h5py's errors into one clear ``InputError``."""
-    path = Path(path)
-    if not path.exists():
-        raise InputError(path, "file not found")
-    if not path.is_file():
-        raise InputError(path, "is not a file")
+    path = require_file(path)
     try:
         return h5py.File(path, "r")
     except OSError as exc:

@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 import ptufile
 
-from ..errors import InputError
+from ..errors import InputError, require_file
 from .h5util import atomic_path
 
 _ALL = slice(None, None, -1)  # ptufile selection: integrate the whole axis
@@ -88,11 +88,7 @@ class FlimImage:
 
 def _open(path: str | Path) -> tuple[Path, ptufile.PtuFile]:
     """Open a T3 PTU file (frames trimmed, channels and bins not), errors as InputError."""
-    path = Path(path)
-    if not path.exists():
-        raise InputError(path, "file not found")
-    if not path.is_file():
-        raise InputError(path, "is not a file")
+    path = require_file(path)
     try:
         ptu = ptufile.PtuFile(path, trimdims="T")
     except Exception as exc:  # ptufile raises PqFileError, but also others on short headers
