@@ -37,7 +37,7 @@ def fit_peak(excess, bins, sel, q_guess, phi_guess, sq_guess, sphi_guess):
     Returns a dict of q0 [nm⁻¹], φ0 [degree], w_q [nm⁻¹], w_phi [degree], I0 [counts] (NaN when
     the fit fails or lands on its bounds), plus ``ok``.
     """
-    q, phi = bins["q_nm_inv"][sel], bins["phi_deg"][sel]
+    q, phi = bins["q_wmean"][sel], bins["phi_wmean"][sel]
     w, vq, vp = bins["weight"][sel], bins["var_q"][sel], bins["var_phi"][sel]
     y = excess[sel]
     nan = dict.fromkeys(PEAK_KEYS, np.nan) | {"ok": False}

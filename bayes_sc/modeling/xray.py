@@ -73,14 +73,15 @@ def _or(values, default):
 
 def _peak_counts(win: Windows, bins, q0, phi0, sq, sphi, i0):
     """Expected peak counts of every window element: I0 · weight · N(q̄, φ̄; peak, Σ_peak + Σ_bin)
-    for the element's own peak. ``q0, phi0, sq, sphi, i0`` are (pixel, peak) tensors."""
+    for the element's own peak, (q̄, φ̄) the bin's weighted centroid and Σ_bin its weighted
+    spread. ``q0, phi0, sq, sphi, i0`` are (pixel, peak) tensors."""
     b, m, k = win.bin, win.pix, win.peak
     a = sq[m, k] ** 2 + bins["var_q"][b]
     d = sphi[m, k] ** 2 + bins["var_phi"][b]
     c = bins["cov_qphi"][b]
     det = a * d - c**2
-    dq = bins["q_nm_inv"][b] - q0[m, k]
-    dp = wrap_deg(bins["phi_deg"][b] - phi0[m, k])
+    dq = bins["q_wmean"][b] - q0[m, k]
+    dp = wrap_deg(bins["phi_wmean"][b] - phi0[m, k])
     z = (d * dq**2 - 2 * c * dq * dp + a * dp**2) / det
     return bins["weight"][b] * i0[m, k] * pt.exp(-0.5 * z) / (2 * np.pi * pt.sqrt(det))
 

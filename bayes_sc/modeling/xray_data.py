@@ -27,8 +27,10 @@ from ..physics import edge_distance_grid
 from ..reduce.bins import bin_cells
 from .graph import PixelGraph, grid_graph
 
-BIN_FIELDS = ("q_nm_inv", "phi_deg", "npix", "weight", "factor", "var_q", "var_phi",
-              "cov_qphi", "region", "q_lo", "q_hi", "phi_lo", "phi_hi")  # fmt: skip
+BIN_FIELDS = (
+    "q_nm_inv", "phi_deg", "npix", "weight", "factor", "q_wmean", "phi_wmean",
+    "var_q", "var_phi", "cov_qphi", "region", "q_lo", "q_hi", "phi_lo", "phi_hi",
+)  # fmt: skip
 
 
 @dataclass

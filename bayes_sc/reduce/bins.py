@@ -81,7 +81,11 @@ class BinMap:
     weight : Σ |∂(q,φ)/∂(row,col)| cos³2θ P over the pixels [nm⁻¹ degree]: expected counts of a
         smooth density d(q, φ) are ≈ d(q̄, φ̄) · weight.
     factor : Σ cos³2θ · P over the pixels [1] (solid angle × polarisation, summed).
-    var_q, var_phi, cov_qphi : spread of the pixel centres inside the bin [nm⁻², degree², nm⁻¹
+    q_wmean, phi_wmean : weight-weighted mean q [nm⁻¹] and azimuth [degree] of the pixel
+        centres (|∂(q,φ)/∂(row,col)| cos³2θ P varies across a bin near the beam, so this, not the
+        plain mean, is where a smooth density is best evaluated).
+    var_q, var_phi, cov_qphi : weighted spread of the pixel centres about (q_wmean, phi_wmean)
+        inside the bin [nm⁻², degree², nm⁻¹
         degree]; a Gaussian peak's bin counts are ≈ weight · N(q̄, φ̄; peak, Σ_peak + Σ_bin).
     region : 0 SAXS, 1 WAXS.
     q_lo, q_hi, phi_lo, phi_hi : cell edges.
@@ -93,6 +97,8 @@ class BinMap:
     npix: np.ndarray
     weight: np.ndarray
     factor: np.ndarray
+    q_wmean: np.ndarray
+    phi_wmean: np.ndarray
     var_q: np.ndarray
     var_phi: np.ndarray
     cov_qphi: np.ndarray
@@ -108,7 +114,8 @@ class BinMap:
 
     def bin_arrays(self) -> dict:
         """The per-bin arrays by their reduced.h5 names (``bin_*``)."""
-        names = ("q_nm_inv", "phi_deg", "npix", "weight", "factor", "var_q", "var_phi", "cov_qphi",
+        names = ("q_nm_inv", "phi_deg", "npix", "weight", "factor", "q_wmean", "phi_wmean",
+                 "var_q", "var_phi", "cov_qphi",
                  "region", "q_lo", "q_hi", "phi_lo", "phi_hi")  # fmt: skip
         return {f"bin_{n}": getattr(self, n) for n in names}
 
@@ -150,7 +157,10 @@ def build_bin_map(geometry: DetectorGeometry, shape, pixel_mask, preset) -> BinM
 
     npix = total(np.ones(inv.size)).astype(np.int64)
     qm, pm = total(q[used]) / npix, total(phi[used]) / npix
-    dq_, dp_ = q[used] - qm[inv], phi[used] - pm[inv]
+    w = jac[used] * fac[used]
+    wsum = total(w)
+    qw, pw = total(w * q[used]) / wsum, total(w * phi[used]) / wsum
+    dq_, dp_ = q[used] - qw[inv], phi[used] - pw[inv]
     starts = np.array([m[4] for m in meta])
     r = np.searchsorted(starts, keys, side="right") - 1
     kind = np.array([m[0] for m in meta])[r]
@@ -163,8 +173,9 @@ def build_bin_map(geometry: DetectorGeometry, shape, pixel_mask, preset) -> BinM
     return BinMap(
         pixel_bin=pixel_bin.reshape(shape),
         q_nm_inv=qm, phi_deg=pm, npix=npix,
-        weight=total(jac[used] * fac[used]), factor=total(fac[used]),
-        var_q=total(dq_**2) / npix, var_phi=total(dp_**2) / npix, cov_qphi=total(dq_ * dp_) / npix,
+        weight=wsum, factor=total(fac[used]), q_wmean=qw, phi_wmean=pw,
+        var_q=total(w * dq_**2) / wsum, var_phi=total(w * dp_**2) / wsum,
+        cov_qphi=total(w * dq_ * dp_) / wsum,
         region=kind.astype(np.uint8),
         q_lo=lo + qi * dq, q_hi=lo + (qi + 1) * dq, phi_lo=pi * dphi, phi_hi=(pi + 1) * dphi,
     )  # fmt: skip
