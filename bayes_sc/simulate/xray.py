@@ -22,7 +22,6 @@ from ..physics import (
     waxs_reflections,
     wh_widths,
 )
-from ..physics.geometry import radius_from_q
 
 # NXmx pixel_mask bits (DECTRIS): 0 gap, 1 dead, 3 over-responding (hot), 8 user (beamstop).
 DEAD, HOT, USER = 1 << 1, 1 << 3, 1 << 8
@@ -180,9 +179,3 @@ def iter_frames(scene: XrayScene, build_args, jobs, *, processes: int = 2):
     ctx = mp.get_context("forkserver")
     with ctx.Pool(processes, initializer=_init_worker, initargs=(build_args,)) as pool:
         yield from pool.imap(_frame_worker, jobs, chunksize=1)
-
-
-def saxs_radius_px(scene: XrayScene, q_nm_inv: float) -> float:
-    """Radius [pixel] at which q lands (for checks and plots)."""
-    g = scene.geometry
-    return radius_from_q(q_nm_inv, g.distance_mm, g.wavelength_nm) / g.pixel_size_mm
