@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import struct
 import threading
+from dataclasses import dataclass
 from pathlib import Path
 
 import h5py
@@ -27,6 +28,34 @@ try:  # optional accelerator; the plain h5py path works without it
     import bitshuffle as _bitshuffle
 except ImportError:  # pragma: no cover
     _bitshuffle = None
+
+
+@dataclass(frozen=True)
+class RawChunk:
+    """One frame's bitshuffle-LZ4 chunk as stored (header checked), not yet decoded.
+
+    ``data`` is the whole chunk, 12-byte header included; ``block_elems`` is the bitshuffle
+    block in pixels. :meth:`decode` gives the flat frame; :mod:`bayes_sc.reduce.bitplane`
+    bins it without decoding it whole.
+    """
+
+    data: np.ndarray
+    n_pixels: int
+    dtype: np.dtype
+    block_elems: int
+    path: Path
+    index: int
+
+    def decode(self) -> np.ndarray:
+        """The flat frame [counts], as the stored dtype."""
+        try:
+            return _bitshuffle.decompress_lz4(
+                self.data[12:], (self.n_pixels,), self.dtype, self.block_elems
+            )
+        except (ValueError, RuntimeError) as exc:
+            raise InputError(
+                self.path, f"frame {self.index}: corrupt bitshuffle-LZ4 chunk ({exc})"
+            ) from None
 
 
 class FrameReader:
@@ -59,6 +88,11 @@ class FrameReader:
 
     def read(self, i: int) -> np.ndarray:
         """Frame ``i`` as a flat array of the stored dtype [counts]."""
+        got = self.read_chunk(i)
+        return got.decode() if isinstance(got, RawChunk) else got
+
+    def read_chunk(self, i: int) -> RawChunk | np.ndarray:
+        """Frame ``i``'s compressed chunk, or the decoded flat frame where no chunk fits."""
         path, name, k = self.frames.frame_location(i)
         with self._lock:  # h5py is not thread-safe; keep only the raw reads under the lock
             dset = self._dataset(path, name)
@@ -70,20 +104,20 @@ class FrameReader:
                 raise InputError(
                     path, f"cannot read frame {i}: {' '.join(str(exc).split())}"
                 ) from None
+        itemsize = dset.dtype.itemsize
         try:  # HDF5 bitshuffle chunk header: total bytes (u64 BE), block bytes (u32 BE)
             total, block = struct.unpack(">QI", raw[:12])
-            itemsize = dset.dtype.itemsize
-            if total != self.n_pixels * itemsize:
-                raise ValueError(f"chunk holds {total} bytes, expected {self.n_pixels * itemsize}")
-            out = _bitshuffle.decompress_lz4(
-                np.frombuffer(raw, np.uint8, offset=12),
-                (self.n_pixels,),
-                dset.dtype,
-                block // itemsize,
+        except struct.error:
+            raise InputError(path, f"frame {i}: truncated bitshuffle-LZ4 chunk") from None
+        if total != self.n_pixels * itemsize:
+            raise InputError(
+                path,
+                f"frame {i}: chunk holds {total} bytes, expected {self.n_pixels * itemsize}",
             )
-        except (ValueError, RuntimeError, struct.error) as exc:
-            raise InputError(path, f"frame {i}: corrupt bitshuffle-LZ4 chunk ({exc})") from None
-        return out
+        if block == 0 or block % (8 * itemsize):
+            raise InputError(path, f"frame {i}: bitshuffle block of {block} bytes is invalid")
+        data = np.frombuffer(raw, np.uint8)
+        return RawChunk(data, self.n_pixels, dset.dtype, block // itemsize, path, i)
 
     def close(self) -> None:
         for f in self._files.values():

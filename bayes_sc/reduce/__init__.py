@@ -104,7 +104,7 @@ def _reduce_xray(man: Manifest, g: h5py.Group, workers: int, progress: bool) -> 
         excluded = []
         block, start = [], 0
         with FrameReader(frames) as reader:
-            results = reduce_frames(reader.read, binner, range(n), workers=workers)
+            results = reduce_frames(reader.read_chunk, binner, range(n), workers=workers)
             if progress:
                 results = tqdm(results, total=n, desc="reduce X-ray frames", unit="frame")
             for res in results:
@@ -147,7 +147,9 @@ def _reduce_background(xm, geom, shape, binner: Binner, g: h5py.Group, workers: 
         total = np.zeros(binner.n_bins, np.uint64)
         n_exc = 0
         with FrameReader(bg) as reader:
-            for res in reduce_frames(reader.read, binner, range(bg.n_frames), workers=workers):
+            for res in reduce_frames(
+                reader.read_chunk, binner, range(bg.n_frames), workers=workers
+            ):
                 total += res.counts
                 n_exc += res.excluded.size
         g["background_counts"] = total.astype(np.uint32)

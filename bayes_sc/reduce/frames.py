@@ -1,7 +1,9 @@
 """Sum each frame's raw counts into the bins: one integer pass per frame, two threads.
 
-Per frame: decompress (``FrameReader``: GIL-free bitshuffle-LZ4), then one compiled pass
-over the pixels adds every valid value to its bin. Pixels whose value is the saturation
+Per frame: the compressed chunk is read (``FrameReader``) and, for bitshuffle-LZ4 chunks of
+unsigned counts, decoded block by block and binned in bit planes (:mod:`.bitplane`), never
+unshuffled whole; any other frame is decompressed and one compiled pass over the pixels adds
+every valid value to its bin. Both give the same integers. Pixels whose value is the saturation
 value (or above) are never data: inside a bin they are recorded in ``excluded``. A frame
 with no valid pixel in any bin is kept, with zero counts, and flagged ``frame_excluded``.
 """
@@ -15,6 +17,10 @@ from dataclasses import dataclass
 
 import numpy as np
 from numba import njit
+
+from ..errors import InputError
+from ..io.eiger_fast import RawChunk
+from . import bitplane
 
 log = logging.getLogger(__name__)
 MAX_LISTED = 65536  # excluded pixels collected in the compiled pass before a NumPy recount
@@ -58,17 +64,29 @@ class Binner:
         dtype = np.uint16 if n_bins < 2**16 - 1 else np.int32
         self.pixel_bin = np.where(flat >= 0, flat, n_bins).astype(dtype)
         self.n_used = int((flat >= 0).sum())
+        self.n_pixels = flat.size
+        self.consider = bitplane.consider_bits(flat >= 0)
 
-    def __call__(self, index: int, frame: np.ndarray) -> FrameResult:
+    def __call__(self, index: int, frame: np.ndarray | RawChunk) -> FrameResult:
+        """Bin one frame, given flat (decoded) or as its stored bitshuffle-LZ4 chunk."""
         out = np.zeros(self.n_bins + 1, np.uint64)
         listed = np.empty(MAX_LISTED, np.int64)
-        n_exc = _bin_frame(frame, self.pixel_bin, self.n_bins, self.saturation, out, listed)
+        if isinstance(frame, RawChunk):
+            n_exc = self._bin_chunk(frame, out, listed)
+            if n_exc is None:  # not a kind the bit-plane pass takes, or too many to list
+                frame = frame.decode()
+                out[:] = 0
+        else:
+            n_exc = None
+        if n_exc is None:
+            n_exc = _bin_frame(frame, self.pixel_bin, self.n_bins, self.saturation, out, listed)
         if n_exc == self.n_used:
             log.warning(
                 "frame %d: every pixel in a peak region is invalid; kept with zero counts", index
             )
             return FrameResult(index, np.zeros(self.n_bins, np.uint32), np.empty(0, np.int64), True)
         if n_exc > MAX_LISTED:
+            frame = frame.decode() if isinstance(frame, RawChunk) else frame
             listed = np.flatnonzero((frame >= self.saturation) & (self.pixel_bin != self.n_bins))
         else:
             listed = listed[:n_exc].copy()
@@ -76,6 +94,21 @@ class Binner:
         if counts.max(initial=0) >= 2**32:
             raise OverflowError(f"frame {index}: a bin holds more than 2**32 counts")
         return FrameResult(index, counts.astype(np.uint32), listed, False)
+
+    def _bin_chunk(self, chunk: RawChunk, out: np.ndarray, listed: np.ndarray) -> int | None:
+        if not bitplane.AVAILABLE or chunk.dtype.kind != "u" or chunk.n_pixels != self.n_pixels:
+            return None
+        vals = np.empty(chunk.block_elems, chunk.dtype)
+        buf = np.empty(chunk.block_elems * chunk.dtype.itemsize // 8, np.uint64)
+        sat_plane = bitplane.saturation_plane(self.saturation, chunk.dtype.itemsize)
+        status, n_exc = bitplane.bin_chunk(
+            chunk.data, chunk.n_pixels, chunk.block_elems, self.pixel_bin, self.consider,
+            self.n_bins, np.uint64(min(self.saturation, 2**64 - 1)), sat_plane, out, listed,
+            buf, vals,
+        )  # fmt: skip
+        if status == bitplane.CORRUPT:
+            raise InputError(chunk.path, f"frame {chunk.index}: corrupt bitshuffle-LZ4 chunk")
+        return None if n_exc > MAX_LISTED else n_exc
 
 
 def reduce_frames(read, binner: Binner, indices, *, workers: int = 2):
