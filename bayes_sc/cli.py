@@ -252,6 +252,11 @@ def _fit_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--seed", type=_seed, default=0, help="random seed (default: 0)")
     p.add_argument("--crop", metavar="R0:R1,C0:C1", help="fit only these scan rows and columns")
     p.add_argument(
+        "--likelihood", choices=("summary", "exact"), default="summary",
+        help="X-ray likelihood: Laplace summaries of every peak window (fast, full scans) or "
+        "exact Poisson on every bin (reference; crops) (default: summary)",
+    )  # fmt: skip
+    p.add_argument(
         "--posterior-predictive", action="store_true", help="also draw the posterior predictive"
     )
     p.add_argument("--quiet", action="store_true", help="no progress bars")
@@ -271,6 +276,7 @@ def _fit(args: argparse.Namespace) -> int:
         args.source, args.output, model=args.model, crop=args.crop, sampler=args.sampler,
         chains=args.chains, draws=args.draws, tune=args.tune, seed=args.seed,
         progress=not args.quiet, posterior_predictive=args.posterior_predictive,
+        likelihood=args.likelihood,
     )  # fmt: skip
     print(f"wrote {out}")
     return 0

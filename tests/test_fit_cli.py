@@ -1,6 +1,7 @@
 """`bayes-sc fit --model xray` end to end on one pixel: posterior.nc as SPEC §7 says."""
 
 import numpy as np
+import pytest
 import xarray as xr
 
 from bayes_sc.cli import main
@@ -9,10 +10,12 @@ SPEC7 = ("a1", "a2", "a_mean", "a_ratio", "gamma", "phi", "psi", "delta_psi", "g
 COORDS = ("xray_row", "xray_col", "xray_x_um", "xray_y_um", "xray_edge_um")
 
 
-def test_fit_writes_a_spec_posterior(small_reduced, tmp_path, capsys):
+@pytest.mark.parametrize("likelihood", ["summary", "exact"])
+def test_fit_writes_a_spec_posterior(small_reduced, tmp_path, capsys, likelihood):
     out = tmp_path / "posterior.nc"
     args = ["fit", str(small_reduced), "-o", str(out), "--model", "xray", "--crop", "2:3,2:4",
-            "--draws", "10", "--tune", "10", "--seed", "3", "--quiet"]  # fmt: skip
+            "--draws", "10", "--tune", "10", "--seed", "3", "--quiet",
+            "--likelihood", likelihood]  # fmt: skip
     assert main(args) == 0
     tree = xr.open_datatree(out)
     assert {"posterior", "sample_stats", "observed_data"} <= set(tree.children)
@@ -25,6 +28,10 @@ def test_fit_writes_a_spec_posterior(small_reduced, tmp_path, capsys):
     assert post.sizes["xray_pixel"] == 2 and list(post["xray_row"].values) == [2, 2]
     assert np.all(np.isfinite(post["a_mean"].values))
     assert tree.attrs["sampler"] == "numpyro" and tree.attrs["seed"] == 3
+    assert tree.attrs["likelihood"] == likelihood
+    observed = set(tree.observed_data.data_vars)
+    assert observed == ({"saxs_summary", "waxs_summary"} if likelihood == "summary"
+                        else {"saxs_counts", "waxs_counts"})  # fmt: skip
     # the other models are not built yet: a clear error, nothing written
     assert main(["fit", str(small_reduced), "-o", str(tmp_path / "f.nc"), "--model", "flim"]) == 2
     assert "not implemented yet" in capsys.readouterr().err

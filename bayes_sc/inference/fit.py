@@ -64,9 +64,13 @@ def _reduced_path(source: Path, workdir: Path) -> tuple[Path, str]:
 
 def fit_xray(
     reduced: Path, preset: dict, *, crop=None, sampler="numpyro", chains=2, draws=1000, tune=1000,
-    seed=0, progress=True, posterior_predictive=False,
+    seed=0, progress=True, posterior_predictive=False, likelihood="summary",
 ) -> xr.DataTree:  # fmt: skip
-    """Sample the X-ray model of one scan (optionally a crop of it) and return the DataTree."""
+    """Sample the X-ray model of one scan (optionally a crop of it) and return the DataTree.
+
+    ``likelihood`` is ``"summary"`` (the fast Laplace summaries of every peak window,
+    :mod:`bayes_sc.modeling.summaries`) or ``"exact"`` (Poisson on every window bin).
+    """
     from ..baseline import baseline_xray
     from ..modeling.windows import xray_windows
     from ..modeling.xray import PIX, build_xray_model
@@ -85,12 +89,22 @@ def fit_xray(
         saxs.size,
         waxs.size,
     )
-    if data.graph.n > 64:
+    summaries = None
+    if likelihood == "summary":
+        from ..modeling.summaries import xray_summaries
+
+        summaries = xray_summaries(data, preset, saxs, waxs, first)
+        for name, s in zip(("SAXS", "WAXS"), summaries, strict=True):
+            log.info("%s peak windows summarised: %d of %d usable", name, s.ok.sum(), s.ok.size)
+        summaries = tuple(s.usable() for s in summaries)
+    elif likelihood != "exact":
+        raise InputError(None, f"unknown likelihood {likelihood!r}; use summary or exact")
+    elif data.graph.n > 64:
         log.warning(
             "the exact Poisson likelihood on %d pixels is slow on a CPU; consider --crop",
             data.graph.n,
         )
-    model = build_xray_model(data, preset, saxs, waxs, first)
+    model = build_xray_model(data, preset, saxs, waxs, first, summaries)
     tree = sample(
         model, sampler=sampler, chains=chains, draws=draws, tune=tune, seed=seed, progress=progress
     )
@@ -101,7 +115,9 @@ def fit_xray(
             tree, model=model, random_seed=seed, progressbar=progress
         )
         tree["posterior_predictive"] = pp["posterior_predictive"]
-    tree.attrs.update(model="xray", n_pixels=data.graph.n, source=str(reduced))
+    tree.attrs.update(
+        model="xray", n_pixels=data.graph.n, source=str(reduced), likelihood=likelihood
+    )
     return attach_pixel_coords(tree, PIX, data.coords())
 
 

@@ -26,12 +26,17 @@ class Windows:
     """Flattened (pixel, bin) pairs of one region: ``pix`` indexes crystal pixels, ``bin`` the
     reduced bins, ``peak`` the pixel's peak whose window holds the bin (the nearest one, in
     window half-widths, where windows overlap), ``counts`` the observed counts there. Each
-    element's expectation sums only its own peak: the others lie ≥ 5 σ away."""
+    element's expectation sums only its own peak: the others lie ≥ 5 σ away. ``centre_q``,
+    ``centre_phi`` (pixel, peak) are the first-estimate peak centres the windows sit on
+    [nm⁻¹], [degree], ``half`` the window half-widths (Δq [nm⁻¹], Δφ [degree])."""
 
     pix: np.ndarray
     bin: np.ndarray
     peak: np.ndarray
     counts: np.ndarray
+    centre_q: np.ndarray
+    centre_phi: np.ndarray
+    half: tuple[float, float]
 
     @property
     def size(self) -> int:
@@ -62,7 +67,7 @@ def _collect(data: XrayData, region: int, q0, phi0, half) -> Windows:
         peak.append(nearest[keep])
     pix, sel, peak = np.concatenate(pix), np.concatenate(sel), np.concatenate(peak)
     counts = data.counts[data.frames[pix], sel].astype(np.int64)
-    return Windows(pix, sel, peak, counts)
+    return Windows(pix, sel, peak, counts, np.asarray(q0, float), np.asarray(phi0, float), half)
 
 
 def xray_windows(data: XrayData, first: dict, preset: dict) -> tuple[Windows, Windows]:

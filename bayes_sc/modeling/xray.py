@@ -16,9 +16,10 @@ import numpy as np
 import pymc as pm
 import pytensor.tensor as pt
 
-from ..physics import saxs_reflections, waxs_reflections, wh_widths
+from ..physics import binned_peak_counts, saxs_reflections, waxs_reflections, wh_widths
 from ..physics.peaks import FWHM_PER_SIGMA, wrap_deg
 from .spatial import bym2_coef_init, bym2_field
+from .summaries import PARAMS, PeakSummaries
 from .windows import Windows
 from .xray_data import XrayData
 
@@ -72,23 +73,35 @@ def _or(values, default):
 
 
 def _peak_counts(win: Windows, bins, q0, phi0, sq, sphi, i0):
-    """Expected peak counts of every window element: I0 · weight · N(q̄, φ̄; peak, Σ_peak + Σ_bin)
-    for the element's own peak, (q̄, φ̄) the bin's weighted centroid and Σ_bin its weighted
-    spread. ``q0, phi0, sq, sphi, i0`` are (pixel, peak) tensors."""
+    """Expected peak counts of every window element from its own peak
+    (:func:`~bayes_sc.physics.binned_peak_counts`); ``q0, phi0, sq, sphi, i0`` are
+    (pixel, peak) tensors, ``sq, sphi`` standard deviations."""
     b, m, k = win.bin, win.pix, win.peak
-    a = sq[m, k] ** 2 + bins["var_q"][b]
-    d = sphi[m, k] ** 2 + bins["var_phi"][b]
-    c = bins["cov_qphi"][b]
-    det = a * d - c**2
-    dq = bins["q_wmean"][b] - q0[m, k]
-    dp = wrap_deg(bins["phi_wmean"][b] - phi0[m, k])
-    z = (d * dq**2 - 2 * c * dq * dp + a * dp**2) / det
-    return bins["weight"][b] * i0[m, k] * pt.exp(-0.5 * z) / (2 * np.pi * pt.sqrt(det))
+    return binned_peak_counts(
+        bins["weight"][b], bins["q_wmean"][b], bins["phi_wmean"][b], bins["var_q"][b],
+        bins["var_phi"][b], bins["cov_qphi"][b], q0[m, k], phi0[m, k], sq[m, k], sphi[m, k],
+        i0[m, k],
+    )  # fmt: skip
+
+
+def _summary_likelihood(name, summ: PeakSummaries, theta, dim):
+    """Observe each window's Laplace summary: whitened, θ̂ ~ N(θ(fields), LLᵀ) becomes
+    L⁻¹θ̂ ~ N(L⁻¹θ(fields), I) — the same likelihood, as a plain Normal for predictive checks.
+    ``theta`` is a list of five (pixel, peak) tensors in :data:`~.summaries.PARAMS` order."""
+    m, k = summ.pix, summ.peak
+    obs = summ.theta
+    cols = [t[m, k] for t in theta]
+    cols[1] = obs[:, 1] + wrap_deg(cols[1] - obs[:, 1])  # azimuths compared across ±180°
+    mu = pt.stack(cols, axis=1)
+    linv = np.linalg.inv(summ.chol)
+    pm.Normal(name, mu=(linv * mu[:, None, :]).sum(-1), sigma=1.0,
+              observed=np.einsum("wij,wj->wi", linv, obs), dims=(dim, "peak_param"))  # fmt: skip
 
 
 def build_xray_model(
-    data: XrayData, preset: dict, saxs: Windows, waxs: Windows, first: dict
-) -> pm.Model:
+    data: XrayData, preset: dict, saxs: Windows, waxs: Windows, first: dict,
+    summaries: tuple[PeakSummaries, PeakSummaries] | None = None,
+) -> pm.Model:  # fmt: skip
     """The PyMC model of one scan's X-ray data (see module docstring).
 
     Parameters
@@ -102,6 +115,9 @@ def build_xray_model(
     first
         First estimates (the baseline's maps and a_AL, L_nc): the centres of circular field
         means and starting values, never priors on the fields themselves.
+    summaries
+        SAXS and WAXS :class:`~.summaries.PeakSummaries` (usable windows only): the fast
+        likelihood, replacing the exact Poisson one (and its background terms).
     """
     g, pr, bins = data.graph, preset["priors"], data.bins
     K = float(preset["constants"]["K_scherrer"]["value"])
@@ -112,6 +128,9 @@ def build_xray_model(
     n_waxs = len(preset["xray"]["waxs_reflections"])
     coords = {PIX: np.arange(g.n), "saxs_reflection": np.arange(n_saxs),
               "waxs_reflection": np.arange(n_waxs)}  # fmt: skip
+    if summaries is not None:
+        coords.update(saxs_window=np.arange(summaries[0].pix.size), peak_param=list(PARAMS),
+                      waxs_window=np.arange(summaries[1].pix.size))  # fmt: skip
     bg = data.background if data.background is not None else np.zeros(bins["weight"].size)
     with pm.Model(coords=coords) as model:
         a_mean = _field("a_mean", pr["a_mean"], g, take["a_mean"])
@@ -150,6 +169,34 @@ def build_xray_model(
             dims=(PIX, "saxs_reflection"),
             initval=np.full((g.n, n_saxs), float(pr["I_saxs"]["mu"])),
         )
+        # SAXS: reflections and their Friedel mates share position (±G), width and intensity.
+        hk = np.asarray(preset["xray"]["saxs_reflections"], float)
+        q0, p0 = saxs_reflections(a1, a2, gamma, phi, np.concatenate([hk, -hk]))
+        log_i0 = pt.concatenate([log_i_saxs, log_i_saxs], axis=1)
+        ones = pt.ones_like(q0)
+        sq = (w_q / FWHM_PER_SIGMA)[:, None] * ones
+        sp = (w_phi / FWHM_PER_SIGMA)[:, None] * ones
+        # WAXS: positions from a_AL and ψ; widths from Williamson–Hall; I0 = I_AL × relative.
+        hk = np.asarray(preset["xray"]["waxs_reflections"], float)
+        qw, pw = waxs_reflections(a_AL, psi, np.concatenate([hk, -hk]))
+        qw = qw * pt.ones_like(pw)  # a_AL is global: broadcast to (pixel, reflection)
+        wq, wphi = wh_widths(qw, L_nc, g_q[:, None] / 100.0, delta_psi[:, None], K)
+        rel = pt.concatenate([waxs_rel, waxs_rel]) * coords["waxs_reflection"].size
+        i_w = I_AL[:, None] * rel[None, :]
+        if summaries is not None:
+            _summary_likelihood(
+                "saxs_summary",
+                summaries[0],
+                [q0, p0, pt.log(sq), pt.log(sp), log_i0],
+                "saxs_window",
+            )
+            _summary_likelihood(
+                "waxs_summary",
+                summaries[1],
+                [qw, pw, pt.log(wq / FWHM_PER_SIGMA), pt.log(wphi / FWHM_PER_SIGMA), pt.log(i_w)],
+                "waxs_window",
+            )
+            return model  # fmt: skip
         scale = pm.LogNormal(
             "background_scale",
             pr["background_scale"]["mu"],
@@ -158,28 +205,14 @@ def build_xray_model(
         )
         flat_s = pm.HalfNormal("flat_saxs", pr["flat_background"]["sigma"], dims=PIX)
         flat_w = pm.HalfNormal("flat_waxs", pr["flat_background"]["sigma"], dims=PIX)
-
-        # SAXS: reflections and their Friedel mates share position (±G), width and intensity.
-        hk = np.asarray(preset["xray"]["saxs_reflections"], float)
-        q0, p0 = saxs_reflections(a1, a2, gamma, phi, np.concatenate([hk, -hk]))
-        i0 = pt.exp(pt.concatenate([log_i_saxs, log_i_saxs], axis=1))
-        ones = pt.ones_like(q0)
-        sq = (w_q / FWHM_PER_SIGMA)[:, None] * ones
-        sp = (w_phi / FWHM_PER_SIGMA)[:, None] * ones
+        i0 = pt.exp(log_i0)
         m, b = saxs.pix, saxs.bin
         mu_s = scale[m] * bg[b] + flat_s[m] * bins["weight"][b]
         mu_s = mu_s + _peak_counts(saxs, bins, q0, p0, sq, sp, i0)
         pm.Poisson("saxs_counts", mu_s, observed=saxs.counts)
 
-        # WAXS: positions from a_AL and ψ; widths from Williamson–Hall; I0 = I_AL × relative.
-        hk = np.asarray(preset["xray"]["waxs_reflections"], float)
-        qw, pw = waxs_reflections(a_AL, psi, np.concatenate([hk, -hk]))
-        qw = qw * pt.ones_like(pw)  # a_AL is global: broadcast to (pixel, reflection)
-        wq, wphi = wh_widths(qw, L_nc, g_q[:, None] / 100.0, delta_psi[:, None], K)
-        rel = pt.concatenate([waxs_rel, waxs_rel]) * coords["waxs_reflection"].size
         m, b = waxs.pix, waxs.bin
         mu_w = scale[m] * bg[b] + flat_w[m] * bins["weight"][b]
-        i_w = I_AL[:, None] * rel[None, :]
         mu_w = mu_w + _peak_counts(
             waxs, bins, qw, pw, wq / FWHM_PER_SIGMA, wphi / FWHM_PER_SIGMA, i_w
         )

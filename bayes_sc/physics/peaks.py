@@ -39,3 +39,32 @@ def gaussian2d_density(q, phi_deg, q0, phi0_deg, w_q, w_phi_deg, I0):
 def expected_pixel_counts(density, jacobian, intensity_factor, background=0.0):
     """Expected counts of a pixel: density × |∂(q,φ)/∂(r,c)| × cos³2θ·P + background."""
     return density * jacobian * intensity_factor + background
+
+
+def binned_peak_counts(weight, q_wmean, phi_wmean, var_q, var_phi, cov_qphi, q0, phi0_deg,
+                       s_q, s_phi_deg, I0):  # fmt: skip
+    """Expected counts of a Gaussian peak in reduced bins [counts].
+
+    A bin is summarised by its summed weight (solid angle × polarisation × pixels), its
+    weight-weighted centroid (q̄, φ̄) and spread (var_q, var_phi, cov_qphi); to second order the
+    bin's counts are ``weight × I0 × N((q̄, φ̄); (q0, φ0), Σ_peak + Σ_bin)``.
+
+    Parameters
+    ----------
+    weight
+        Summed weight of the bin's pixels [per-pixel intensity factor × pixels].
+    q_wmean, phi_wmean, var_q, var_phi, cov_qphi
+        Weighted centroid [nm⁻¹], [degree] and spread [nm⁻²], [degree²], [nm⁻¹·degree].
+    q0, phi0_deg, s_q, s_phi_deg
+        Peak centre and standard deviations (not FWHMs) [nm⁻¹], [degree].
+    I0
+        Integrated intensity [counts per unit weight].
+    """
+    xp = array_module(weight, q0, phi0_deg, s_q, s_phi_deg, I0)
+    a = s_q**2 + var_q
+    d = s_phi_deg**2 + var_phi
+    det = a * d - cov_qphi**2
+    dq = q_wmean - q0
+    dp = wrap_deg(phi_wmean - phi0_deg)
+    z = (d * dq**2 - 2.0 * cov_qphi * dq * dp + a * dp**2) / det
+    return weight * I0 * xp.exp(-0.5 * z) / (2.0 * np.pi * xp.sqrt(det))
