@@ -7,11 +7,11 @@ scaled to one exposure) by more than ``n_sigma`` Poisson standard deviations plu
 SAXS totals are split in two groups (Otsu's threshold on their logarithm), and the split must
 be clear. Pass ``crystal_mask`` to override either rule.
 
-The substrate template is the background frames' counts per bin, smoothed as a density over
-neighbouring (q, φ) cells (:func:`smooth_template`): a few background frames leave ~20 %
-Poisson noise per bin, and a noisy template fitted with a free scale biases that scale low
-(errors in variables) and pushes the misfit into the peaks' widths. The substrate pattern is
-smooth on the scale of a few cells, so smoothing loses nothing real.
+The substrate template is the background frames' counts per bin as an isotropic radial
+density times each bin's weight (:func:`smooth_template`): a few background frames leave
+~20 % Poisson noise per bin, and a noisy template fitted with a free scale biases that scale
+low (errors in variables) and pushes the misfit into the peaks' widths. Amorphous film and
+air scatter isotropically and smoothly in q, so pooling the azimuths loses nothing real.
 """
 
 from __future__ import annotations
@@ -112,24 +112,31 @@ def crystal_mask_from_data(counts, background, region, scan_shape, *, n_sigma=10
     return crystal.reshape(scan_shape)
 
 
-def smooth_template(counts, bins, half_cells=(1, 4)) -> np.ndarray:
-    """Smooth binned substrate counts as a density over ±``half_cells`` (q, φ) cells per region.
+def smooth_template(counts, bins, half_q_cells: int = 1) -> np.ndarray:
+    """The substrate template: binned background counts as an isotropic density in q.
 
-    Returns counts per bin with the same total density: Σ counts / Σ weight over each bin's
-    neighbourhood, times the bin's weight (the Jacobian × solid angle × polarisation sum).
+    Kapton film and air scatter isotropically: their counts per bin are a radial density
+    R(q) times the bin's weight (Jacobian × solid angle × polarisation, which carry all the
+    azimuthal dependence for a detector normal to the beam). R is estimated per q-cell row of
+    each region from all its azimuthal cells at once, Σ counts / Σ weight, averaged over
+    ±``half_q_cells`` rows. Pooling the azimuths matters: a template smoothed only locally
+    keeps a few per cent of Poisson noise per bin, the same for every scan point, and that
+    shared error biases the WAXS peak widths and intensities of every pixel alike.
+
+    Returns the template as counts per bin, same total density as the input.
     """
     from scipy import ndimage
 
     out = np.zeros(counts.size)
     for region in np.unique(bins["region"]):
-        sel, iq, ip, shape = bin_cells(bins, region)
-        num, den = np.zeros(shape), np.zeros(shape)
-        num[iq, ip] = counts[sel]
-        den[iq, ip] = bins["weight"][sel]
-        size = (2 * half_cells[0] + 1, 2 * half_cells[1] + 1)
-        num = ndimage.uniform_filter(num, size, mode=("nearest", "wrap"))
-        den = ndimage.uniform_filter(den, size, mode=("nearest", "wrap"))
-        out[sel] = num[iq, ip] / den[iq, ip] * bins["weight"][sel]
+        sel, iq, _ip, shape = bin_cells(bins, region)
+        num = np.bincount(iq, counts[sel], minlength=shape[0])
+        den = np.bincount(iq, bins["weight"][sel], minlength=shape[0])
+        size = 2 * half_q_cells + 1
+        num = ndimage.uniform_filter1d(num, size, mode="nearest")
+        den = ndimage.uniform_filter1d(den, size, mode="nearest")
+        density = np.divide(num, den, out=np.zeros_like(num), where=den > 0)
+        out[sel] = density[iq] * bins["weight"][sel]
     return out
 
 
