@@ -37,7 +37,7 @@ def test_spec_variables_dims_and_shapes(built):
     ip = model.initial_point()
     assert np.isfinite(model.compile_logp()(ip))
     shapes = {k: v.shape for k, v in ip.items()}
-    assert shapes["log_I_saxs"] == (data.graph.n, len(preset["xray"]["saxs_reflections"]))
+    assert shapes["log_I_saxs_u"] == (data.graph.n, len(preset["xray"]["saxs_reflections"]))
 
 
 def test_parameterisation_follows_the_preset(built):
@@ -45,8 +45,25 @@ def test_parameterisation_follows_the_preset(built):
     free = {v.name for v in model.free_RVs}
     # fields pinned by their pixel's own peaks are centred; g_q (carried by the prior) is not
     for name in ("a_mean", "a_ratio", "gamma", "phi", "psi", "delta_psi", "I_AL"):
-        assert f"{name}_field_coef" in free
+        assert f"{name}_field_coef_u" in free
     assert "g_q_field_z" in free
+
+
+def test_sampling_units_leave_the_prior_unchanged(built):
+    """Parameters sampled in a preset unit (``*_u``) keep their prior: a_AL ~ N(μ, σ) in nm."""
+    from scipy.stats import norm
+
+    data, preset, first, saxs, waxs, model = built
+    pr = preset["priors"]["a_AL"]
+    assert "a_AL_u" in {v.name for v in model.free_RVs}
+    ip = model.initial_point()
+    lp = model.compile_fn(model.logp(vars=[model["a_AL_u"]], jacobian=False),
+                          inputs=model.value_vars, on_unused_input="ignore")  # fmt: skip
+    u = ip["a_AL_u"]
+    unit = pr["sample_unit"]
+    # density of a_AL = unit·u: N(unit·u; μ, σ) = N(u; μ/unit, σ/unit) / unit
+    want = norm(pr["mu"], pr["sigma"]).logpdf(unit * u) + np.log(unit)
+    assert lp(ip) == pytest.approx(want, rel=1e-7)  # μ/unit, σ/unit rounding
 
 
 def test_windows_hold_the_peaks(built):

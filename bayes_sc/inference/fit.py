@@ -75,7 +75,9 @@ def fit_xray(
     from ..modeling.windows import xray_windows
     from ..modeling.xray import PIX, build_xray_model
     from ..modeling.xray_data import load_xray
+    from .sample import enable_parallel_chains
 
+    enable_parallel_chains(chains)  # before anything starts JAX (the summaries do)
     data = load_xray(reduced)
     if crop is not None:
         mask = np.zeros(data.scan_shape, bool)

@@ -14,7 +14,8 @@ from ..io.h5util import atomic_path
 SAMPLERS = ("numpyro", "blackjax", "nutpie", "pymc")
 
 
-def _enable_parallel_chains(chains: int) -> None:
+def enable_parallel_chains(chains: int) -> None:
+    """Let numpyro run ``chains`` chains in parallel on the CPU cores (call before JAX starts)."""
     # XLA must see several host devices before JAX initialises, or numpyro runs the chains
     # one after another on a single device (STACK_NOTES).
     flag = f"--xla_force_host_platform_device_count={max(chains, os.cpu_count() or 1)}"
@@ -68,7 +69,7 @@ def sample(
     if sampler not in SAMPLERS:
         raise ValueError(f"unknown sampler {sampler!r}; choose one of {', '.join(SAMPLERS)}")
     if sampler in ("numpyro", "blackjax"):
-        _enable_parallel_chains(chains)
+        enable_parallel_chains(chains)
     kwargs = dict(draws=draws, tune=tune, chains=chains, random_seed=seed, progressbar=progress,
                   target_accept=target_accept, model=model, initvals=initvals)  # fmt: skip
     if sampler != "pymc":

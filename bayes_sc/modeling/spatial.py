@@ -34,7 +34,7 @@ def bym2_coef_init(graph: PixelGraph, values, mu0: float) -> np.ndarray:
 
 def bym2_field(
     name: str, graph: PixelGraph, mu, sigma, rho, *, centred: bool, dims: str, coef_init=None,
-    sd_init=None,
+    sd_init=None, unit: float = 1.0,
 ):  # fmt: skip
     """Add a BYM2 field ``name`` (dims ``dims``, one value per crystal pixel) to the model.
 
@@ -53,6 +53,10 @@ def bym2_field(
     coef_init, sd_init
         Optional starting eigen-coefficients (see :func:`bym2_coef_init`) and, for the
         non-centred form, the per-mode prior sd they are standardised with.
+    unit
+        Centred form: the coefficients are sampled in this unit (``{name}_coef_u``), so that
+        their posterior sd is near 1 and not under the 1e-3 × 5/(n + 5) variance floor that
+        NUTS's mass-matrix adaptation adds (Stan and numpyro alike).
     """
     sd = bym2_sd(graph, sigma, rho)
     mode_dim = f"{dims}_mode"
@@ -60,7 +64,8 @@ def bym2_field(
     if mode_dim not in model.coords:
         model.add_coord(mode_dim, np.arange(graph.eigvecs.shape[1]))
     if centred:
-        coef = pm.Normal(f"{name}_coef", 0.0, sd, dims=mode_dim, initval=coef_init)
+        init = None if coef_init is None else np.asarray(coef_init) / unit
+        coef = unit * pm.Normal(f"{name}_coef_u", 0.0, sd / unit, dims=mode_dim, initval=init)
     else:
         z_init = None if coef_init is None or sd_init is None else coef_init / sd_init
         z = pm.Normal(f"{name}_z", 0.0, 1.0, dims=mode_dim, initval=z_init)

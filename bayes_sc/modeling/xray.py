@@ -38,31 +38,51 @@ FIELDS = (
 )
 
 
+def scaled_normal(name, mu, sigma, unit, initval, dims=None):
+    """``name ~ Normal(mu, sigma)``, sampled as ``{name}_u`` in units of ``unit``.
+
+    A parameter the data pin to far below 1e-3 (a lattice constant's log to 1e-5) would sit
+    under the variance floor of NUTS's mass-matrix adaptation and force tiny steps on every
+    other parameter; in a unit near its posterior sd it adapts like the rest. The density of
+    ``name`` is unchanged (a linear change of variables).
+    """
+    u = pm.Normal(f"{name}_u", mu / unit, sigma / unit, initval=np.asarray(initval) / unit,
+                  dims=dims)  # fmt: skip
+    return pm.Deterministic(name, unit * u, dims=dims)
+
+
 def _field(name, prior, graph, start, half_range=None):
     """A BYM2 field on the field's transformed scale; returns it on the natural scale.
 
     ``start`` holds per-pixel starting values (NaN where unknown): they set the initial point
-    (the mean, the field scale and the field itself), never the prior.
+    (the mean, the field scale and the field itself), never the prior. The preset's
+    ``field.sample_unit`` [transformed units] is the unit the mean and centred coefficients are
+    sampled in (see :func:`scaled_normal`).
     """
     spec = prior["field"]
     log = spec["transform"] == "log"
+    unit = float(spec.get("sample_unit", 1.0))
     start = np.asarray(start, float) * np.ones(graph.n)
     start = np.where(np.isfinite(start), start, np.nanmedian(start))
     t = np.log(start) if log else start
     centre = float(np.mean(t))
     if half_range is not None:  # circular fields: the mean anywhere in one period around the data
-        mu = pm.Uniform(f"{name}_mu", centre - half_range, centre + half_range, initval=centre)
+        # untransformed: the bounds lie ~1e4 posterior sds away, and a logit transform would
+        # undo the unit
+        u = pm.Uniform(f"{name}_mu_u", -half_range / unit, half_range / unit, initval=0.0,
+                       default_transform=None)  # fmt: skip
+        mu = pm.Deterministic(f"{name}_mu", centre + unit * u)
     elif prior["dist"] == "HalfNormal":  # a positive field: weakly informative log-mean
-        mu = pm.Normal(f"{name}_mu", np.log(prior["sigma"] / 2), 1.5, initval=centre)
+        mu = scaled_normal(f"{name}_mu", np.log(prior["sigma"] / 2), 1.5, unit, centre)
     else:
-        mu = pm.Normal(f"{name}_mu", prior["mu"], prior["sigma"], initval=centre)
+        mu = scaled_normal(f"{name}_mu", prior["mu"], prior["sigma"], unit, centre)
     sd0 = float(np.clip(np.std(t), 0.05 * spec["sd_scale"], 2 * spec["sd_scale"]))
     sigma = pm.HalfNormal(f"{name}_sd", spec["sd_scale"], initval=sd0)
     rho = pm.Beta(f"{name}_rho", 2.0, 2.0, initval=0.5)
     coef0 = bym2_coef_init(graph, t, centre)
     sd_modes = sd0 * np.sqrt(0.5 * graph.structured_variance() + 0.5)
     f = bym2_field(f"{name}_field", graph, mu, sigma, rho, centred=spec["centred"], dims=PIX,
-                   coef_init=coef0, sd_init=sd_modes)  # fmt: skip
+                   coef_init=coef0, sd_init=sd_modes, unit=unit)  # fmt: skip
     return pt.exp(f) if log else f
 
 
@@ -155,20 +175,21 @@ def build_xray_model(
         }  # fmt: skip
         for name, v in outputs.items():  # the SPEC §7 names, on the natural scale
             pm.Deterministic(name, v, dims=PIX)
-        a_AL = pm.Normal("a_AL", pr["a_AL"]["mu"], pr["a_AL"]["sigma"], initval=first["a_AL"])
-        L_nc = pm.LogNormal(
-            "L_nc", pr["L_nc"]["mu"], pr["L_nc"]["sigma"], initval=first.get("L_nc", 7.0)
-        )
+        a_AL = scaled_normal("a_AL", pr["a_AL"]["mu"], pr["a_AL"]["sigma"],
+                             pr["a_AL"].get("sample_unit", 1.0), first["a_AL"])  # fmt: skip
+        log_L = scaled_normal(
+            "log_L_nc", pr["L_nc"]["mu"], pr["L_nc"]["sigma"], pr["L_nc"].get("sample_unit", 1.0),
+            np.log(first.get("L_nc", 7.0)),
+        )  # fmt: skip
+        L_nc = pm.Deterministic("L_nc", pt.exp(log_L))
         waxs_rel = pm.Dirichlet(
             "waxs_rel", np.full(coords["waxs_reflection"].size, 5.0), dims="waxs_reflection"
         )
-        log_i_saxs = pm.Normal(
-            "log_I_saxs",
-            pr["I_saxs"]["mu"],
-            pr["I_saxs"]["sigma"],
+        log_i_saxs = scaled_normal(
+            "log_I_saxs", pr["I_saxs"]["mu"], pr["I_saxs"]["sigma"],
+            pr["I_saxs"].get("sample_unit", 1.0), np.full((g.n, n_saxs), float(pr["I_saxs"]["mu"])),
             dims=(PIX, "saxs_reflection"),
-            initval=np.full((g.n, n_saxs), float(pr["I_saxs"]["mu"])),
-        )
+        )  # fmt: skip
         # SAXS: reflections and their Friedel mates share position (±G), width and intensity.
         hk = np.asarray(preset["xray"]["saxs_reflections"], float)
         q0, p0 = saxs_reflections(a1, a2, gamma, phi, np.concatenate([hk, -hk]))
