@@ -21,6 +21,7 @@ from bayes_sc.physics import (
 from bayes_sc.physics.lattice import saxs_reciprocal
 
 HK = [[1, 0], [0, 1], [1, 1], [1, -1]]
+FWHM = 2.0 * np.sqrt(2.0 * np.log(2.0))
 
 
 def test_gaussian_integral_and_fwhm():
@@ -170,3 +171,37 @@ def test_edge_distance_points_square():
     sq = np.array([[0, 0], [4, 0], [4, 4], [0, 4]], float)
     d = edge_distance_points([2.0, 1.0, 5.0], [2.0, 3.5, 2.0], sq)
     np.testing.assert_allclose(d, [2.0, 0.5, -1.0])
+
+
+@pytest.mark.parametrize("bin_over_sigma", [0.3, 0.6])
+def test_binned_peak_counts_equal_the_pixel_sum(rng, bin_over_sigma):
+    """A bin's expected peak counts (weight × Gaussian at the weighted centroid with the bin's
+    spread added) equal the sum over its pixels of weight × density, to the 4th-order error
+    of the moment expansion: < 2 % of the peak bin at bins 0.6 σ wide, < 0.3 % at 0.3 σ."""
+    from bayes_sc.physics import binned_peak_counts
+
+    sq, sp, I0 = 0.3, 4.0, 5000.0  # σ_q [nm⁻¹], σ_φ [degree]
+    n_sub = 6  # pixels per bin side, jittered and unevenly weighted, as on a detector
+    hq, hp = bin_over_sigma * sq, bin_over_sigma * sp
+    edges_q = 15.0 + hq * np.arange(-12, 13)
+    edges_p = 130.0 + hp * np.arange(-12, 13)
+    fine_q = (np.arange(n_sub) + 0.5) / n_sub
+    qc = edges_q[:-1, None, None, None] + hq * (
+        fine_q[None, None, :, None] + 0.02 * rng.standard_normal((24, 24, n_sub, n_sub))
+    )
+    pc = edges_p[None, :-1, None, None] + hp * (
+        fine_q[None, None, None, :] + 0.02 * rng.standard_normal((24, 24, n_sub, n_sub))
+    )
+    w = rng.uniform(0.5, 1.5, qc.shape) * 1e-3  # Jacobian × solid angle × polarisation
+    q0, p0 = 15.03, 129.6
+    exact = (w * gaussian2d_density(qc, pc, q0, p0, sq * FWHM, sp * FWHM, I0)).sum(axis=(2, 3))
+    W = w.sum(axis=(2, 3))
+    mq = (w * qc).sum(axis=(2, 3)) / W
+    mp = (w * pc).sum(axis=(2, 3)) / W
+    vq = (w * (qc - mq[..., None, None]) ** 2).sum(axis=(2, 3)) / W
+    vp = (w * (pc - mp[..., None, None]) ** 2).sum(axis=(2, 3)) / W
+    cqp = (w * (qc - mq[..., None, None]) * (pc - mp[..., None, None])).sum(axis=(2, 3)) / W
+    got = binned_peak_counts(W, mq, mp, vq, vp, cqp, q0, p0, sq, sp, I0)
+    tol = 0.02 if bin_over_sigma > 0.5 else 0.003
+    assert np.max(np.abs(got - exact)) < tol * exact.max()
+    assert got.sum() == pytest.approx(exact.sum(), rel=tol)
