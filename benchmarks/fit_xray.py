@@ -62,7 +62,7 @@ def diff(name, a, b):
 
 def evaluate(tree, truth_path: Path, reduced: Path, preset: dict) -> dict:
     """Coverage, RMSE beside the baseline, diagnostics."""
-    post = tree.posterior
+    post = tree["posterior"].to_dataset()
     rows, cols = post["xray_row"].values, post["xray_col"].values
     with h5py.File(truth_path) as f:
         truth = {k: f["xray"][k][()] for k in (*FIELDS, "a_AL", "L_nc")}
@@ -89,7 +89,7 @@ def evaluate(tree, truth_path: Path, reduced: Path, preset: dict) -> dict:
         lo, hi = np.quantile(d, [0.05, 0.95])
         out[name] = {"mean": float(d.mean()), "sd": float(d.std()), "truth": float(truth[name]),
                      "covered90": bool(lo <= truth[name] <= hi)}  # fmt: skip
-    ss = tree.sample_stats
+    ss = tree["sample_stats"].to_dataset()
     names = [v for v in post.data_vars if not v.endswith("_u")]
     ess = az.ess(post[names])
     rhat = az.rhat(post[names])
@@ -97,7 +97,7 @@ def evaluate(tree, truth_path: Path, reduced: Path, preset: dict) -> dict:
         "divergences": int(ss["diverging"].sum()),
         "max_rhat": float(max(float(rhat[v].max()) for v in names)),
         "min_ess_bulk": float(min(float(ess[v].min()) for v in names)),
-        "min_bfmi": float(np.min(az.bfmi(tree))),
+        "min_bfmi": float(az.bfmi(tree)["energy"].min()),
         "mean_tree_depth": float(ss["tree_depth"].mean()) if "tree_depth" in ss else None,
     }
     return out
