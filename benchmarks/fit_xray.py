@@ -29,7 +29,6 @@ import numpy as np  # noqa: E402
 from bayes_sc.baseline import baseline_xray  # noqa: E402
 from bayes_sc.inference.fit import fit_xray  # noqa: E402
 from bayes_sc.modeling.xray_data import load_xray  # noqa: E402
-from bayes_sc.physics.peaks import wrap_deg  # noqa: E402
 from bayes_sc.presets import load_preset  # noqa: E402
 
 FIELDS = ("a1", "a2", "a_mean", "a_ratio", "gamma", "phi", "psi", "delta_psi", "g_q", "I_AL")
@@ -125,8 +124,9 @@ def main() -> None:
         results.append(res)
         d = res["diagnostics"]
         print(f"{size}: {res['pixels']} crystal pixels, {wall:.0f} s; divergences "
-              f"{d['divergences']}, max R-hat {d['max_rhat']:.3f}, min ESS {d['min_ess_bulk']:.0f}, "
-              f"min BFMI {d['min_bfmi']:.2f}, mean tree depth {d['mean_tree_depth']}")  # fmt: skip
+              f"{d['divergences']}, max R-hat {d['max_rhat']:.3f}, "
+              f"min ESS {d['min_ess_bulk']:.0f}, min BFMI {d['min_bfmi']:.2f}, "
+              f"mean tree depth {d['mean_tree_depth']}")  # fmt: skip
         print(f"  {'field':10s} {'cover90':>8s} {'RMSE':>10s} {'baseline':>10s} {'ratio':>6s}")
         for name, f in res["fields"].items():
             ratio = f["rmse"] / f["rmse_baseline"] if f["rmse_baseline"] else float("nan")

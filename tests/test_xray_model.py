@@ -84,3 +84,33 @@ def test_pixel_coords_are_attached_and_crop_parsed():
     assert parse_crop("2:5,1:4") == (slice(2, 5), slice(1, 4))
     with pytest.raises(InputError, match="--crop"):
         parse_crop("2-5")
+
+
+def test_a_preset_whose_ranges_exclude_the_peaks_is_refused(
+    built, small_reduced, tmp_path, monkeypatch, capsys
+):
+    """A preset that cannot reach the data: a clear error naming it, no posterior written."""
+    import tomllib
+
+    from bayes_sc.cli import main
+    from bayes_sc.inference.fit import check_prior_ranges
+
+    data, preset, first, *_ = built
+    check_prior_ranges(first, preset)  # the right preset passes
+    text = open(preset["_path"]).read()
+    assert "range = [0.555, 0.595]" in text
+    bad = tmp_path / "wrong_al.toml"
+    bad.write_text(text.replace("range = [0.555, 0.595]", "range = [0.60, 0.64]"))
+    from bayes_sc.presets import load_preset
+
+    with pytest.raises(InputError, match=r"wrong_al\.toml.*prior range of a_AL.*excludes"):
+        check_prior_ranges(first, load_preset(bad))
+    assert tomllib.loads(bad.read_text())["priors"]["a_AL"]["range"] == [0.60, 0.64]
+    # through the CLI: exit 2, one line naming the preset, nothing written
+    out = tmp_path / "post.nc"
+    import bayes_sc.inference.fit as fit_mod
+
+    monkeypatch.setattr(fit_mod, "load_preset", lambda name: load_preset(bad))
+    assert main(["fit", str(small_reduced), "-o", str(out), "--quiet"]) == 2
+    assert not out.exists()
+    assert "wrong_al.toml" in capsys.readouterr().err

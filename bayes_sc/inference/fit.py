@@ -62,6 +62,33 @@ def _reduced_path(source: Path, workdir: Path) -> tuple[Path, str]:
         raise InputError(source, "neither a manifest (.toml) nor a readable reduced.h5") from None
 
 
+def check_prior_ranges(first: dict, preset: dict) -> None:
+    """Refuse a preset whose prior ranges exclude the peaks the data show.
+
+    The first estimates (the baseline's maps) locate the SAXS lattice and the WAXS ring; a
+    crystal-median a_mean or an a_AL outside the preset's ``range`` (or no peaks found at all
+    inside the regions the preset's ranges define) means the model's priors cannot reach the
+    data, and a posterior would be meaningless.
+    """
+    checks = {
+        "a_mean": float(np.nanmedian(first["a_mean"])) if np.isfinite(first["a_mean"]).any()
+        else np.nan,
+        "a_AL": float(first["a_AL"]),
+    }  # fmt: skip
+    for name, value in checks.items():
+        lo, hi = preset["priors"][name].get("range", (-np.inf, np.inf))
+        if not np.isfinite(value):
+            raise InputError(
+                preset.get("_path"), f"no {name} peaks found inside the regions its prior range "
+                f"[{lo}, {hi}] defines: the preset does not fit these data",
+            )  # fmt: skip
+        if not lo <= value <= hi:
+            raise InputError(
+                preset.get("_path"), f"prior range of {name} [{lo}, {hi}] excludes the data's "
+                f"peaks (first estimate {value:.4g}): the preset does not fit these data",
+            )  # fmt: skip
+
+
 def fit_xray(
     reduced: Path, preset: dict, *, crop=None, sampler="numpyro", chains=2, draws=1000, tune=1000,
     seed=0, progress=True, posterior_predictive=False, likelihood="summary",
@@ -84,6 +111,7 @@ def fit_xray(
         mask[crop] = True
         data = load_xray(reduced, crystal_mask=data.crystal_mask & mask)
     first = baseline_xray(data, preset)
+    check_prior_ranges(first, preset)
     saxs, waxs = xray_windows(data, first, preset)
     log.info(
         "X-ray model: %d crystal pixels, %d SAXS and %d WAXS window bins",
