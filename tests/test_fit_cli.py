@@ -15,7 +15,7 @@ def test_fit_writes_a_spec_posterior(small_reduced, tmp_path, capsys, likelihood
     out = tmp_path / "posterior.nc"
     args = ["fit", str(small_reduced), "-o", str(out), "--model", "xray", "--crop", "2:3,2:4",
             "--draws", "10", "--tune", "10", "--seed", "3", "--quiet",
-            "--likelihood", likelihood]  # fmt: skip
+            "--likelihood", likelihood, "--posterior-predictive"]  # fmt: skip
     assert main(args) == 0
     tree = xr.open_datatree(out)
     assert {"posterior", "sample_stats", "observed_data"} <= set(tree.children)
@@ -30,6 +30,10 @@ def test_fit_writes_a_spec_posterior(small_reduced, tmp_path, capsys, likelihood
     assert tree.attrs["sampler"] == "numpyro" and tree.attrs["seed"] == 3
     assert tree.attrs["likelihood"] == likelihood
     observed = set(tree.observed_data.data_vars)
+    # predictive draws of every observed quantity, shaped like the observations
+    pp = tree.posterior_predictive
+    for name in observed:
+        assert pp[name].shape[2:] == tree.observed_data[name].shape
     assert observed == ({"saxs_summary", "waxs_summary"} if likelihood == "summary"
                         else {"saxs_counts", "waxs_counts"})  # fmt: skip
     # the other models are not built yet: a clear error, nothing written
