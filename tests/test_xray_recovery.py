@@ -11,7 +11,7 @@ FIELDS = ("a_mean", "a_ratio", "gamma", "phi", "psi", "delta_psi", "I_AL")
 
 def test_summary_model_recovers_the_simulated_fields(small_reduced, small_sim):
     tree = fit_xray(small_reduced, load_preset("cspbbr2cl"), crop=(slice(1, 4), slice(1, 4)),
-                    chains=2, draws=200, tune=300, seed=11, progress=False)  # fmt: skip
+                    chains=2, draws=200, tune=600, seed=11, progress=False)  # fmt: skip
     post = tree.posterior
     rows, cols = post["xray_row"].values, post["xray_col"].values
     with h5py.File(small_sim.parent / "truth.h5") as f:
