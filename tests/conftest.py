@@ -44,3 +44,18 @@ def small_reduced(small_sim, tmp_path_factory):
     out = tmp_path_factory.mktemp("reduced") / "reduced.h5"
     reduce_dataset(small_sim, out, progress=False)
     return out
+
+
+@pytest.fixture(scope="session")
+def xray_inputs(small_reduced):
+    """What the X-ray model is built from: (data, preset, first estimates, SAXS, WAXS windows)."""
+    from bayes_sc.baseline import baseline_xray
+    from bayes_sc.modeling.windows import xray_windows
+    from bayes_sc.modeling.xray_data import load_xray
+    from bayes_sc.presets import load_preset
+
+    preset = load_preset("cspbbr2cl")
+    data = load_xray(small_reduced)
+    first = baseline_xray(data, preset)
+    saxs, waxs = xray_windows(data, first, preset)
+    return data, preset, first, saxs, waxs

@@ -122,3 +122,16 @@ def test_real_eiger_chunk(rng, saturation):
     np.testing.assert_array_equal(got.counts, want_counts)
     np.testing.assert_array_equal(got.excluded, want_excluded)
     assert got.counts.sum() > 0
+
+
+def test_more_invalid_pixels_than_the_pass_lists(rng):
+    """Beyond MAX_LISTED excluded pixels the list is recounted from the decoded frame."""
+    n = 300_000
+    binner = make_binner(rng, n, 500, 2**16 - 1, frac_in=0.9)
+    frame = rng.poisson(0.5, n).astype(np.uint16)
+    frame[rng.choice(n, n // 2, replace=False)] = 2**16 - 1
+    want_counts, want_excluded = plain(binner, frame)
+    assert want_excluded.size > 65536
+    got = binner(0, chunk_of(frame))
+    np.testing.assert_array_equal(got.counts, want_counts)
+    np.testing.assert_array_equal(got.excluded, want_excluded)

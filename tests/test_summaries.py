@@ -5,24 +5,16 @@ import numpy as np
 import pytest
 from scipy.stats import multivariate_normal
 
-from bayes_sc.baseline import baseline_xray
 from bayes_sc.modeling.summaries import PARAMS, xray_summaries
-from bayes_sc.modeling.windows import xray_windows
 from bayes_sc.modeling.xray import PIX, build_xray_model
-from bayes_sc.modeling.xray_data import load_xray
 from bayes_sc.physics import saxs_reflections, waxs_reflections, wh_widths
 from bayes_sc.physics.peaks import FWHM_PER_SIGMA, wrap_deg
-from bayes_sc.presets import load_preset
 
 
 @pytest.fixture(scope="module")
-def summarised(small_reduced):
-    preset = load_preset("cspbbr2cl")
-    data = load_xray(small_reduced)
-    first = baseline_xray(data, preset)
-    saxs, waxs = xray_windows(data, first, preset)
-    summ = xray_summaries(data, preset, saxs, waxs, first)
-    return data, preset, first, saxs, waxs, summ
+def summarised(xray_inputs):
+    data, preset, first, saxs, waxs = xray_inputs
+    return (*xray_inputs, xray_summaries(data, preset, saxs, waxs, first))
 
 
 def true_theta(truth_path, data, preset, region):

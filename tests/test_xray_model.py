@@ -4,23 +4,17 @@ import numpy as np
 import pytest
 import xarray as xr
 
-from bayes_sc.baseline import baseline_xray
 from bayes_sc.errors import InputError
 from bayes_sc.inference.fit import attach_pixel_coords, parse_crop
-from bayes_sc.modeling.windows import xray_windows
 from bayes_sc.modeling.xray import PIX, build_xray_model
-from bayes_sc.modeling.xray_data import load_xray
 from bayes_sc.presets import load_preset
 
 SPEC7 = ("a1", "a2", "a_mean", "a_ratio", "gamma", "phi", "psi", "delta_psi", "g_q", "I_AL")
 
 
 @pytest.fixture(scope="module")
-def built(small_reduced):
-    preset = load_preset("cspbbr2cl")
-    data = load_xray(small_reduced)
-    first = baseline_xray(data, preset)
-    saxs, waxs = xray_windows(data, first, preset)
+def built(xray_inputs):
+    data, preset, first, saxs, waxs = xray_inputs
     return data, preset, first, saxs, waxs, build_xray_model(data, preset, saxs, waxs, first)
 
 
@@ -101,7 +95,6 @@ def test_a_preset_whose_ranges_exclude_the_peaks_is_refused(
     assert "range = [0.555, 0.595]" in text
     bad = tmp_path / "wrong_al.toml"
     bad.write_text(text.replace("range = [0.555, 0.595]", "range = [0.60, 0.64]"))
-    from bayes_sc.presets import load_preset
 
     with pytest.raises(InputError, match=r"wrong_al\.toml.*prior range of a_AL.*excludes"):
         check_prior_ranges(first, load_preset(bad))

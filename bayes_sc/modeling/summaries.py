@@ -25,7 +25,7 @@ import numpy as np
 
 from ..physics import binned_peak_counts
 from ..physics.peaks import wrap_deg
-from .windows import Windows
+from .windows import Windows, fill_missing
 
 PARAMS = ("q0", "phi0", "log_s_q", "log_s_phi", "log_I0")
 N_PEAK, N_ALL = 5, 7
@@ -198,9 +198,7 @@ def summarise_windows(win: Windows, bins: dict, background, s_init, *, n_iter: i
             chol[i] = np.linalg.cholesky(0.5 * (cov[i] + cov[i].T))
         except np.linalg.LinAlgError:
             ok[i] = False
-    out = PeakSummaries(pix, peak, p[:, :N_PEAK], chol, ok, (y * mask).sum(1))
-    out.decrement, out.inside = dec, inside  # fit diagnostics, for reports and tests
-    return out
+    return PeakSummaries(pix, peak, p[:, :N_PEAK], chol, ok, (y * mask).sum(1))
 
 
 def xray_summaries(data, preset: dict, saxs: Windows, waxs: Windows, first: dict):
@@ -213,11 +211,9 @@ def xray_summaries(data, preset: dict, saxs: Windows, waxs: Windows, first: dict
     w_saxs = np.exp([pr["saxs_w_q"]["mu"], pr["saxs_w_phi"]["mu"]]) / FWHM_PER_SIGMA
     s_saxs = np.broadcast_to(w_saxs, (*saxs.centre_q.shape, 2))
 
-    def typical(name, default):
-        v = np.asarray(first.get(name, np.nan), float)
-        v = v[g.rows, g.cols] if v.ndim == 2 else np.full(g.n, v)
-        med = np.nanmedian(v) if np.isfinite(v).any() else default
-        return np.where(np.isfinite(v), v, med)
+    def typical(name, default):  # per pixel; the crystal's median (or default) where it failed
+        v = first[name][g.rows, g.cols]
+        return fill_missing(v, np.nanmedian(v) if np.isfinite(v).any() else default)
 
     K = float(preset["constants"]["K_scherrer"]["value"])
     wq, wp = wh_widths(

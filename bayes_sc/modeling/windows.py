@@ -43,7 +43,8 @@ class Windows:
         return int(self.pix.size)
 
 
-def _fill(values, fallback):
+def fill_missing(values, fallback):
+    """``values`` [any unit] with non-finite entries (failed first estimates) → ``fallback``."""
     v = np.asarray(values, float).copy()
     v[~np.isfinite(v)] = fallback
     return v
@@ -74,11 +75,11 @@ def xray_windows(data: XrayData, first: dict, preset: dict) -> tuple[Windows, Wi
     """SAXS and WAXS windows of every crystal pixel from first estimates ``first`` (maps)."""
     g = data.graph
     take = {k: first[k][g.rows, g.cols] for k in ("a1", "a2", "gamma", "phi", "psi")}
-    a1 = _fill(take["a1"], np.nanmedian(take["a1"]))
-    a2 = _fill(take["a2"], np.nanmedian(take["a2"]))
-    gam = _fill(take["gamma"], np.nanmedian(take["gamma"]))
-    phi = _fill(take["phi"], np.nanmedian(take["phi"]))
-    psi = _fill(take["psi"], np.nanmedian(take["psi"]))
+    a1 = fill_missing(take["a1"], np.nanmedian(take["a1"]))
+    a2 = fill_missing(take["a2"], np.nanmedian(take["a2"]))
+    gam = fill_missing(take["gamma"], np.nanmedian(take["gamma"]))
+    phi = fill_missing(take["phi"], np.nanmedian(take["phi"]))
+    psi = fill_missing(take["psi"], np.nanmedian(take["psi"]))
     hk = np.asarray(preset["xray"]["saxs_reflections"], float)
     q, p = saxs_reflections(a1, a2, gam, phi, np.concatenate([hk, -hk]))
     saxs = _collect(data, 0, q, p, SAXS_HALF)

@@ -88,17 +88,16 @@ def _add_value(v, p, b, no_bin, saturation, out, excluded, n_exc):  # pragma: no
 
 @njit(nogil=True, cache=True)
 def bin_chunk(raw, n, block_elems, pixel_bin, consider, no_bin, saturation, sat_plane, out,
-              excluded, buf, vals):  # fmt: skip  # pragma: no cover (JIT)
+              excluded, planes, vals):  # fmt: skip  # pragma: no cover (JIT)
     """Add one chunk's valid counts to ``out``; return (status, excluded pixels in bins).
 
-    ``vals`` (length ``block_elems``, the frame's dtype) fixes the item size; ``buf`` holds
+    ``vals`` (length ``block_elems``, the frame's dtype) fixes the item size; ``planes`` holds
     one decompressed block (uint64 words); ``consider`` has one bit per pixel, set where the
     pixel lies in a bin. Status is 0, or ``CORRUPT`` for a chunk that does not decode to
     ``n`` pixels.
     """
     itemsize = vals.itemsize
     nplanes = 8 * itemsize
-    planes = buf
     pos = np.int64(12)
     base = np.int64(0)
     n_exc = 0
@@ -116,7 +115,7 @@ def bin_chunk(raw, n, block_elems, pixel_bin, consider, no_bin, saturation, sat_
         if nb <= 0 or pos + nb > raw.size:
             return CORRUPT, n_exc
         nbytes = m * itemsize
-        if _lz4(_address(raw, pos), _address(buf, 0), np.int32(nb), np.int32(nbytes)) != nbytes:
+        if _lz4(_address(raw, pos), _address(planes, 0), np.int32(nb), np.int32(nbytes)) != nbytes:
             return CORRUPT, n_exc
         pos += nb
         dense = m % 64 != 0
@@ -149,7 +148,7 @@ def bin_chunk(raw, n, block_elems, pixel_bin, consider, no_bin, saturation, sat_
                         out[pixel_bin[base + w * 64 + _cttz(x)]] += add
                         x &= x - one
         else:
-            _unshuffle(_address(buf, 0), _address(vals, 0), m, itemsize, m)
+            _unshuffle(_address(planes, 0), _address(vals, 0), m, itemsize, m)
             for i in range(m):
                 p = base + i
                 n_exc = _add_value(

@@ -71,14 +71,9 @@ class Binner:
         """Bin one frame, given flat (decoded) or as its stored bitshuffle-LZ4 chunk."""
         out = np.zeros(self.n_bins + 1, np.uint64)
         listed = np.empty(MAX_LISTED, np.int64)
-        if isinstance(frame, RawChunk):
-            n_exc = self._bin_chunk(frame, out, listed)
-            if n_exc is None:  # not a kind the bit-plane pass takes, or too many to list
-                frame = frame.decode()
-                out[:] = 0
-        else:
-            n_exc = None
-        if n_exc is None:
+        n_exc = self._bin_chunk(frame, out, listed) if isinstance(frame, RawChunk) else None
+        if n_exc is None:  # a decoded frame, or a chunk the bit-plane pass does not take
+            frame = frame.decode() if isinstance(frame, RawChunk) else frame
             n_exc = _bin_frame(frame, self.pixel_bin, self.n_bins, self.saturation, out, listed)
         if n_exc == self.n_used:
             log.warning(
@@ -103,16 +98,17 @@ class Binner:
         sat_plane = bitplane.saturation_plane(self.saturation, chunk.dtype.itemsize)
         status, n_exc = bitplane.bin_chunk(
             chunk.data, chunk.n_pixels, chunk.block_elems, self.pixel_bin, self.consider,
-            self.n_bins, np.uint64(min(self.saturation, 2**64 - 1)), sat_plane, out, listed,
+            self.n_bins, np.uint64(self.saturation), sat_plane, out, listed,
             buf, vals,
         )  # fmt: skip
         if status == bitplane.CORRUPT:
             raise InputError(chunk.path, f"frame {chunk.index}: corrupt bitshuffle-LZ4 chunk")
-        return None if n_exc > MAX_LISTED else n_exc
+        return n_exc
 
 
 def reduce_frames(read, binner: Binner, indices, *, workers: int = 2):
-    """Yield :class:`FrameResult` for ``indices`` in order; ``read(i)`` returns a flat frame.
+    """Yield :class:`FrameResult` for ``indices`` in order; ``read(i)`` returns a flat frame
+    or its :class:`~bayes_sc.io.eiger_fast.RawChunk`.
 
     At most ``2 × workers`` frames are in flight, so memory stays flat in the scan length.
     """
