@@ -12,16 +12,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import time
 from pathlib import Path
 
-os.environ.setdefault("XLA_FLAGS", "--xla_force_host_platform_device_count=2")
+import numpy as np
 
-import numpy as np  # noqa: E402
-
-from bayes_sc.inference.fit import fit_xray, parse_crop  # noqa: E402
-from bayes_sc.presets import load_preset  # noqa: E402
+from bayes_sc.inference.fit import fit_xray, parse_crop
+from bayes_sc.presets import load_preset
 
 FIELDS = ("a1", "a2", "a_mean", "a_ratio", "gamma", "phi", "psi", "delta_psi", "g_q", "I_AL")
 

@@ -20,16 +20,14 @@ import platform
 import time
 from pathlib import Path
 
-os.environ.setdefault("XLA_FLAGS", "--xla_force_host_platform_device_count=2")
+import arviz as az
+import h5py
+import numpy as np
 
-import arviz as az  # noqa: E402
-import h5py  # noqa: E402
-import numpy as np  # noqa: E402
-
-from bayes_sc.baseline import baseline_xray  # noqa: E402
-from bayes_sc.inference.fit import fit_xray  # noqa: E402
-from bayes_sc.modeling.xray_data import load_xray  # noqa: E402
-from bayes_sc.presets import load_preset  # noqa: E402
+from bayes_sc.baseline import baseline_xray
+from bayes_sc.inference.fit import fit_xray
+from bayes_sc.modeling.xray_data import load_xray
+from bayes_sc.presets import load_preset
 
 FIELDS = ("a1", "a2", "a_mean", "a_ratio", "gamma", "phi", "psi", "delta_psi", "g_q", "I_AL")
 CIRCULAR = {"phi": 180.0, "psi": 90.0}
