@@ -247,7 +247,7 @@ def _fit_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--sampler", choices=("numpyro", "blackjax", "nutpie", "pymc"),
                    default="numpyro", help="NUTS backend (default: numpyro, JAX)")  # fmt: skip
     p.add_argument("--chains", type=int, default=2, help="chains (default: 2)")
-    p.add_argument("--draws", type=int, default=1000, help="kept draws per chain (default: 1000)")
+    p.add_argument("--draws", type=int, default=2000, help="kept draws per chain (default: 2000)")
     p.add_argument("--tune", type=int, default=1000, help="warm-up draws per chain (default: 1000)")
     p.add_argument("--seed", type=_seed, default=0, help="random seed (default: 0)")
     p.add_argument("--crop", metavar="R0:R1,C0:C1", help="fit only these scan rows and columns")
@@ -256,9 +256,18 @@ def _fit_args(p: argparse.ArgumentParser) -> None:
         help="X-ray likelihood: Laplace summaries of every peak window (fast, full scans) or "
         "exact Poisson on every bin (reference; crops) (default: summary)",
     )  # fmt: skip
+    p.add_argument("--crystal-mask", metavar="FILE", type=Path,
+                   help="crystal pixels of the modality's grid (.npy, or text rows of 0/1), "
+                   "overriding the choice made from the counts")  # fmt: skip
+    p.add_argument("--flim-bin", type=int, default=1, metavar="K",
+                   help="FLIM: sum K x K image pixels (default: 1)")  # fmt: skip
+    p.add_argument("--flim-merge", type=int, metavar="M",
+                   help="FLIM: native time bins per merged bin (default: the preset's "
+                   "[flim] merged_bin_ps)")  # fmt: skip
     p.add_argument(
-        "--posterior-predictive", action="store_true", help="also draw the posterior predictive"
-    )
+        "--posterior-predictive", action="store_true",
+        help="also draw the posterior predictive (from 200 thinned draws)",
+    )  # fmt: skip
     p.add_argument("--quiet", action="store_true", help="no progress bars")
 
 
@@ -276,7 +285,8 @@ def _fit(args: argparse.Namespace) -> int:
         args.source, args.output, model=args.model, crop=args.crop, sampler=args.sampler,
         chains=args.chains, draws=args.draws, tune=args.tune, seed=args.seed,
         progress=not args.quiet, posterior_predictive=args.posterior_predictive,
-        likelihood=args.likelihood,
+        likelihood=args.likelihood, crystal_mask=args.crystal_mask, flim_bin=args.flim_bin,
+        flim_merge=args.flim_merge,
     )  # fmt: skip
     print(f"wrote {out}")
     return 0

@@ -44,6 +44,33 @@ def attach_pixel_coords(tree: xr.DataTree, dim: str, coords: dict) -> xr.DataTre
     return tree
 
 
+def posterior_predictive_draws(tree, model, seed, progress, max_draws: int = 200):
+    """Posterior predictive of ``model``'s observed variables from at most ``max_draws``
+    posterior draws (evenly thinned: a predictive check needs hundreds, not the full set)."""
+    import pymc as pm
+
+    post = tree["posterior"].to_dataset()
+    step = max(1, -(-post.sizes["chain"] * post.sizes["draw"] // max_draws))
+    thin = xr.DataTree.from_dict({"posterior": post.isel(draw=slice(None, None, step))})
+    pp = pm.sample_posterior_predictive(thin, model=model, random_seed=seed, progressbar=progress)
+    return pp["posterior_predictive"]
+
+
+def read_mask(path) -> np.ndarray:
+    """A crystal mask from ``.npy`` or a text grid of 0/1 (rows of the modality's grid)."""
+    path = Path(path)
+    if not path.exists():
+        raise InputError(path, "file not found")
+    try:
+        mask = np.load(path) if path.suffix == ".npy" else np.loadtxt(path, delimiter=None)
+    except (ValueError, OSError) as err:
+        raise InputError(path, f"not a crystal mask (.npy, or text rows of 0/1): {err}") from None
+    mask = np.asarray(mask)
+    if mask.ndim != 2 or not np.isin(mask, (0, 1)).all():
+        raise InputError(path, "a crystal mask must be a 2-D grid of 0/1 (or booleans)")
+    return mask.astype(bool)
+
+
 def _reduced_path(source: Path, workdir: Path) -> tuple[Path, str]:
     """A reduced.h5 for ``source`` (reducing a manifest first) and the material name."""
     import h5py
@@ -90,8 +117,8 @@ def check_prior_ranges(first: dict, preset: dict) -> None:
 
 
 def fit_xray(
-    reduced: Path, preset: dict, *, crop=None, sampler="numpyro", chains=2, draws=1000, tune=1000,
-    seed=0, progress=True, posterior_predictive=False, likelihood="summary",
+    reduced: Path, preset: dict, *, crop=None, sampler="numpyro", chains=2, draws=2000, tune=1000,
+    seed=0, progress=True, posterior_predictive=False, likelihood="summary", crystal_mask=None,
 ) -> xr.DataTree:  # fmt: skip
     """Sample the X-ray model of one scan (optionally a crop of it) and return the DataTree.
 
@@ -105,7 +132,7 @@ def fit_xray(
     from .sample import enable_parallel_chains
 
     enable_parallel_chains(chains)  # before anything starts JAX (the summaries do)
-    data = load_xray(reduced)
+    data = load_xray(reduced, crystal_mask=crystal_mask)
     if crop is not None:
         mask = np.zeros(data.scan_shape, bool)
         mask[crop] = True
@@ -139,30 +166,40 @@ def fit_xray(
         model, sampler=sampler, chains=chains, draws=draws, tune=tune, seed=seed, progress=progress
     )
     if posterior_predictive:
-        import pymc as pm
-
-        pp = pm.sample_posterior_predictive(
-            tree, model=model, random_seed=seed, progressbar=progress
-        )
-        tree["posterior_predictive"] = pp["posterior_predictive"]
+        tree["posterior_predictive"] = posterior_predictive_draws(tree, model, seed, progress)
     tree.attrs.update(
         model="xray", n_pixels=data.graph.n, source=str(reduced), likelihood=likelihood
     )
     return attach_pixel_coords(tree, PIX, data.coords())
 
 
-def fit(source, output, *, model="xray", crop=None, **settings) -> Path:
-    """Fit ``model`` to ``source`` (manifest or reduced.h5) and write ``output`` atomically."""
+def fit(source, output, *, model="xray", crop=None, crystal_mask=None, flim_bin=1,
+        flim_merge=None, likelihood="summary", **settings) -> Path:  # fmt: skip
+    """Fit ``model`` to ``source`` (manifest or reduced.h5) and write ``output`` atomically.
+
+    ``settings`` go to the sampler (:func:`bayes_sc.inference.sample.sample`); ``crop`` and
+    ``likelihood`` apply to the X-ray model, ``flim_bin`` and ``flim_merge`` to the FLIM model,
+    ``crystal_mask`` (a file, see :func:`read_mask`) to either.
+    """
     source, output = Path(source), Path(output)
     if model not in MODELS:
         raise InputError(None, f"unknown model {model!r}; choose one of {', '.join(MODELS)}")
-    if model != "xray":
+    if model not in ("xray", "flim"):
         raise InputError(
-            None, f"--model {model} is not implemented yet (issues 6 and 7); use --model xray"
+            None, f"--model {model} is not implemented yet (issue 7); use --model xray or flim"
         )
     if not source.exists():
         raise InputError(source, "file not found")
+    mask = None if crystal_mask is None else read_mask(crystal_mask)
     with tempfile.TemporaryDirectory(prefix="bayes_sc_fit_") as tmp:
         reduced, material = _reduced_path(source, Path(tmp))
-        tree = fit_xray(reduced, load_preset(material), crop=parse_crop(crop), **settings)
+        preset = load_preset(material)
+        if model == "xray":
+            tree = fit_xray(reduced, preset, crop=parse_crop(crop), crystal_mask=mask,
+                            likelihood=likelihood, **settings)  # fmt: skip
+        else:
+            from .fit_flim import fit_flim
+
+            tree = fit_flim(reduced, preset, bin_pixels=flim_bin, merge=flim_merge,
+                            crystal_mask=mask, **settings)  # fmt: skip
     return write_posterior(tree, output)

@@ -18,7 +18,7 @@ import pytensor.tensor as pt
 
 from ..physics import binned_peak_counts, saxs_reflections, waxs_reflections, wh_widths
 from ..physics.peaks import FWHM_PER_SIGMA, wrap_deg
-from .spatial import bym2_coef_init, bym2_field
+from .spatial import field, scaled_normal
 from .summaries import PARAMS, PeakSummaries
 from .windows import Windows
 from .xray_data import XrayData
@@ -38,52 +38,9 @@ FIELDS = (
 )
 
 
-def scaled_normal(name, mu, sigma, unit, initval, dims=None):
-    """``name ~ Normal(mu, sigma)``, sampled as ``{name}_u`` in units of ``unit``.
-
-    A parameter the data pin to far below 1e-3 (a lattice constant's log to 1e-5) would sit
-    under the variance floor of NUTS's mass-matrix adaptation and force tiny steps on every
-    other parameter; in a unit near its posterior sd it adapts like the rest. The density of
-    ``name`` is unchanged (a linear change of variables).
-    """
-    u = pm.Normal(f"{name}_u", mu / unit, sigma / unit, initval=np.asarray(initval) / unit,
-                  dims=dims)  # fmt: skip
-    return pm.Deterministic(name, unit * u, dims=dims)
-
-
 def _field(name, prior, graph, start, half_range=None):
-    """A BYM2 field on the field's transformed scale; returns it on the natural scale.
-
-    ``start`` holds per-pixel starting values (NaN where unknown): they set the initial point
-    (the mean, the field scale and the field itself), never the prior. The preset's
-    ``field.sample_unit`` [transformed units] is the unit the mean and centred coefficients are
-    sampled in (see :func:`scaled_normal`).
-    """
-    spec = prior["field"]
-    log = spec["transform"] == "log"
-    unit = float(spec.get("sample_unit", 1.0))
-    start = np.asarray(start, float) * np.ones(graph.n)
-    start = np.where(np.isfinite(start), start, np.nanmedian(start))
-    t = np.log(start) if log else start
-    centre = float(np.mean(t))
-    if half_range is not None:  # circular fields: the mean anywhere in one period around the data
-        # untransformed: the bounds lie ~1e4 posterior sds away, and a logit transform would
-        # undo the unit
-        u = pm.Uniform(f"{name}_mu_u", -half_range / unit, half_range / unit, initval=0.0,
-                       default_transform=None)  # fmt: skip
-        mu = pm.Deterministic(f"{name}_mu", centre + unit * u)
-    elif prior["dist"] == "HalfNormal":  # a positive field: weakly informative log-mean
-        mu = scaled_normal(f"{name}_mu", np.log(prior["sigma"] / 2), 1.5, unit, centre)
-    else:
-        mu = scaled_normal(f"{name}_mu", prior["mu"], prior["sigma"], unit, centre)
-    sd0 = float(np.clip(np.std(t), 0.05 * spec["sd_scale"], 2 * spec["sd_scale"]))
-    sigma = pm.HalfNormal(f"{name}_sd", spec["sd_scale"], initval=sd0)
-    rho = pm.Beta(f"{name}_rho", 2.0, 2.0, initval=0.5)
-    coef0 = bym2_coef_init(graph, t, centre)
-    sd_modes = sd0 * np.sqrt(0.5 * graph.structured_variance() + 0.5)
-    f = bym2_field(f"{name}_field", graph, mu, sigma, rho, centred=spec["centred"], dims=PIX,
-                   coef_init=coef0, sd_init=sd_modes, unit=unit)  # fmt: skip
-    return pt.exp(f) if log else f
+    """A BYM2 field of the X-ray model (see :func:`.spatial.field`)."""
+    return field(name, prior, graph, start, dims=PIX, half_range=half_range)
 
 
 def _or(values, default):

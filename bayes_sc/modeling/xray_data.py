@@ -26,6 +26,7 @@ from ..errors import InputError
 from ..physics import edge_distance_grid
 from ..reduce.bins import bin_cells
 from .graph import PixelGraph, grid_graph
+from .masks import otsu_split
 
 BIN_FIELDS = (
     "q_nm_inv", "phi_deg", "npix", "weight", "factor", "q_wmean", "phi_wmean",
@@ -96,16 +97,8 @@ def crystal_mask_from_data(counts, background, region, scan_shape, *, n_sigma=10
         crystal = total > expected * (1 + flux_tolerance) + n_sigma * np.sqrt(expected)
     else:
         logt = np.log(np.maximum(total, 1.0))
-        order = np.sort(logt)
-        best, cut = -np.inf, None
-        for k in range(1, order.size):  # Otsu: maximise the between-group variance
-            a, b = order[:k], order[k:]
-            score = a.size * b.size * (a.mean() - b.mean()) ** 2
-            if score > best:
-                best, cut = score, 0.5 * (order[k - 1] + order[k])
-        lo, hi = logt[logt <= cut], logt[logt > cut]
-        spread = np.sqrt(0.5 * (lo.var() + hi.var())) + 1e-9
-        if lo.size == 0 or hi.size == 0 or (hi.mean() - lo.mean()) < 5 * spread:
+        cut, separation = otsu_split(logt)
+        if separation < 5:
             raise InputError(path, "cannot tell crystal from substrate without background frames: "
                              "give a background in the manifest or a crystal mask")  # fmt: skip
         crystal = logt > cut

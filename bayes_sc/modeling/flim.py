@@ -1,0 +1,108 @@
+"""The FLIM model: every crystal pixel's decay in one spatial posterior, on raw photon counts.
+
+Per crystal pixel p: lifetime τ_p [ns] (a BYM2 field of log τ over the image's 4-neighbour
+graph, SPEC §6) and decay photons A_p (independent, log-normal prior). Shared: the IRF (the
+measured one delayed by ``irf_shift`` [ps], or a modelled exponentially modified Gaussian whose
+centre, FWHM and tail are learned) and the background b [counts per native bin per pixel].
+Expected counts of merged bin J (SPEC §5, exact for a piecewise-constant IRF, sub-bin shifts
+included; :func:`bayes_sc.physics.flim_binned.flim_expected_merged`)::
+
+    μ_pJ = A_p · Σ_{j in J} (IRF(t - s) ⊛ periodic decay(τ_p))_j + b · M_J
+
+and ``counts_pJ ~ Poisson(μ_pJ)``; nothing is subtracted from the counts. With a modelled IRF
+``irf_shift`` is reported as the modelled pulse's centre [ps after the start of the period].
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pymc as pm
+import pytensor.tensor as pt
+
+from ..physics.flim import emg_irf
+from ..physics.flim_binned import flim_expected_merged
+from .flim_data import FlimData
+from .spatial import field
+
+PIX = "flim_pixel"
+TIME = "flim_time"
+
+
+def tau_centred(prior: dict, start: dict) -> bool:
+    """Parameterisation of the log τ field: the preset's ``field.centred``, or for ``"auto"``
+    centred when the per-pixel ML standard errors of log τ (median) are below the spread of the
+    per-pixel estimates (1.4826 × MAD): the pixels' own photons then pin the field."""
+    choice = prior["field"]["centred"]
+    if choice != "auto":
+        return bool(choice)
+    log_tau = np.log(start["tau"][start["ok"]])
+    se = (start["tau_sd"] / start["tau"])[start["ok"]]
+    if log_tau.size < 3:
+        return False
+    spread = 1.4826 * np.median(np.abs(log_tau - np.median(log_tau)))
+    return bool(np.median(se) < spread)
+
+
+def _scaled_log_normal(name, mu, sigma, centre, scale, dims):
+    """``log name ~ Normal(mu, sigma)`` sampled as ``z = (log name - centre) / scale``.
+
+    ``centre`` and ``scale`` (per pixel: the first estimate and its standard error) only change
+    the coordinates NUTS works in, never the prior (a linear change of variables).
+    """
+    z = pm.Normal(
+        f"{name}_z",
+        (mu - centre) / scale,
+        sigma / scale,
+        dims=dims,
+        initval=np.zeros(np.size(centre)),
+    )
+    return pm.Deterministic(name, pt.exp(centre + scale * z), dims=dims)
+
+
+def build_flim_model(data: FlimData, preset: dict, start: dict) -> pm.Model:
+    """The PyMC model of one FLIM image (see module docstring).
+
+    Parameters
+    ----------
+    data
+        Merged histograms of the crystal pixels, IRF, pixel graph.
+    preset
+        Material preset (``[priors.tau]``, ``flim_amplitude``, ``flim_background``,
+        ``irf_shift`` or ``irf_centre/fwhm/tail``).
+    start
+        Per-pixel ML fits (:func:`bayes_sc.baseline.flim.fit_pixels`): starting values and the
+        sampling coordinates of the amplitudes, never priors.
+    """
+    pr = preset["priors"]
+    g = data.graph
+    glob = start["global"]
+    coords = {PIX: np.arange(g.n), TIME: np.arange(data.counts.shape[1])}
+    with pm.Model(coords=coords) as model:
+        tau_start = np.where(start["ok"], start["tau"], glob["tau_ns"])
+        tau = field("tau", pr["tau"], g, tau_start, dims=PIX, centred=tau_centred(pr["tau"], start))
+        tau = pm.Deterministic("tau", tau, dims=PIX)
+        photons = data.counts.sum(axis=1)
+        a0 = np.log(np.maximum(np.where(start["ok"], start["amplitude"], photons), 1.0))
+        amp = _scaled_log_normal("flim_amplitude", pr["flim_amplitude"]["mu"],
+                                 pr["flim_amplitude"]["sigma"], a0,
+                                 1.0 / np.sqrt(np.maximum(photons, 1.0)), PIX)  # fmt: skip
+        bg = pm.HalfNormal("flim_background", pr["flim_background"]["sigma"],
+                           initval=max(glob["background"], 1e-4))  # fmt: skip
+        if data.irf is not None:
+            p = pr["irf_shift"]
+            shift = pm.Normal("irf_shift", p["mu"], p["sigma"], initval=glob["irf_shift_ps"])
+            irf = data.irf
+        else:
+            centre = pm.Normal("irf_centre", glob["irf_centre_ps"], pr["irf_centre"]["sigma"],
+                               initval=glob["irf_centre_ps"])  # fmt: skip
+            fwhm = pm.LogNormal("irf_fwhm", pr["irf_fwhm"]["mu"], pr["irf_fwhm"]["sigma"],
+                                initval=glob["irf_fwhm_ps"])  # fmt: skip
+            tail = pm.LogNormal("irf_tail", pr["irf_tail"]["mu"], pr["irf_tail"]["sigma"],
+                                initval=glob["irf_tail_ps"])  # fmt: skip
+            irf = emg_irf(data.n_bins, data.bin_ns, centre / 1e3, fwhm / 1e3, tail / 1e3)
+            irf = pt.specify_shape(irf, (data.n_bins,))
+            pm.Deterministic("irf_shift", centre)
+            shift = pt.as_tensor_variable(0.0)
+        mu = flim_expected_merged(irf, data.bin_ns, data.period_ns, tau, amp, shift, bg, data.merge)
+        pm.Poisson("flim_counts", mu=mu, observed=data.counts, dims=(PIX, TIME))
+    return model
