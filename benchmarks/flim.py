@@ -109,7 +109,7 @@ def write_reduced(path, counts, irf, cfg, pixel_um):
                        irf_source="simulated IRF")  # fmt: skip
 
 
-def posterior_48(preset, seed):
+def posterior_48(preset, seed, draws=2000, merge=None):
     """(c): simulate a 48 × 48 image, fit the default spatial posterior, evaluate."""
     import arviz as az
 
@@ -127,7 +127,7 @@ def posterior_48(preset, seed):
         red = Path(tmp) / "reduced.h5"
         write_reduced(red, counts, irf, cfg, px)
         t0 = time.perf_counter()
-        tree = fit_flim(red, preset, seed=seed, progress=False)
+        tree = fit_flim(red, preset, seed=seed, progress=False, draws=draws, merge=merge)
         wall = time.perf_counter() - t0
         data = load_flim(red, merge=int(tree.attrs["merge"]))
         ml = fit_pixels(data)
@@ -155,7 +155,7 @@ def posterior_48(preset, seed):
         "divergences": int(ss["diverging"].sum()),
         "max_rhat": float(max(float(rhat[v].max()) for v in names)),
         "min_ess_bulk": float(min(float(ess[v].min()) for v in names)),
-        "min_bfmi": float(az.bfmi(tree)["energy"].min()),
+        "min_bfmi": float(az.bfmi(tree)["energy"].min()), "draws": int(tree.attrs["draws"]),
         "mean_tree_depth": float(ss["tree_depth"].mean()),
     }  # fmt: skip
 
@@ -165,6 +165,8 @@ def main() -> None:
     ap.add_argument("--pixels", type=int, default=2000)
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--skip-posterior", action="store_true")
+    ap.add_argument("--draws", type=int, default=2000, help="(c): kept draws per chain")
+    ap.add_argument("--merge", type=int, default=None, help="(c): native bins per merged bin")
     args = ap.parse_args()
     from bayes_sc.inference.sample import enable_parallel_chains
 
@@ -209,7 +211,7 @@ def main() -> None:
         f"(b) pixels/s: ours (MAP, JAX) {ours_pps:.0f}, flimlib LMA {lib_pps:.0f}, ratio {out['ratio_speed']:.2f}"
     )
     if not args.skip_posterior:
-        post = posterior_48(preset, args.seed)
+        post = posterior_48(preset, args.seed, args.draws, args.merge)
         out["posterior_48x48"] = post
         print(f"(c) 48 x 48 image, {post['pixels']} crystal pixels: {post['wall_s']:.0f} s, "
               f"divergences {post['divergences']}, max R-hat {post['max_rhat']:.3f}, "

@@ -70,3 +70,14 @@ def test_real_ptu_image_fits_without_an_irf(tmp_path):
     tau = tree.posterior["tau"].values
     assert tree.attrs["irf"] == "modelled" and tree.posterior.sizes["flim_pixel"] > 50
     assert np.all(np.isfinite(tau)) and 0.2 < np.median(tau) < 10.0
+
+
+def test_point_measurement_as_the_image_is_refused(tmp_path, capsys):
+    ptu = shared_file("ptu", "tsb_hydraharp_v10_t3.ptu")
+    manifest = tmp_path / "supercrystal.toml"
+    manifest.write_text(f'name = "point"\nmaterial = "cspbbr2cl"\n[flim]\nptu = "{ptu}"\n')
+    out = tmp_path / "posterior.nc"
+    assert main(["fit", str(manifest), "-o", str(out), "--model", "flim", "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert "tsb_hydraharp_v10_t3.ptu" in err and "point measurement, not an image scan" in err
+    assert not out.exists() and list(tmp_path.iterdir()) == [manifest]

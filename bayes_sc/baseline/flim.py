@@ -118,6 +118,7 @@ def fit_pixels(data, glob: dict | None = None, *, loss: str = "poisson", prior=N
         [photons], ``background`` [counts per native bin], ``ok`` (converged, finite); and
         ``global``.
     """
+    import jax
     import jax.numpy as jnp
 
     glob = fit_global(data) if glob is None else glob
@@ -126,11 +127,20 @@ def fit_pixels(data, glob: dict | None = None, *, loss: str = "poisson", prior=N
     y = data.counts.astype(float)
     n = y.shape[0]
 
+    widths = data.widths
+
+    def shape(log_tau):  # decay shape per decay photon, merged bins
+        return flim_expected_merged(irf, data.bin_ns, data.period_ns, jnp.exp(log_tau), 1.0,
+                                    shift, 0.0, data.merge)[0]  # fmt: skip
+
     def mu_fn(p, _x):
-        tau, amp = jnp.exp(p[:1]), jnp.exp(p[1:2])
-        mu = flim_expected_merged(irf, data.bin_ns, data.period_ns, tau, amp, shift,
-                                  jnp.exp(p[2]), data.merge)  # fmt: skip
-        return mu[0]
+        return jnp.exp(p[1]) * shape(p[:1]) + jnp.exp(p[2]) * widths
+
+    def mu_jac(p, _x):  # A and b enter linearly: one forward-mode pass for τ only
+        s, ds = jax.jvp(shape, (p[:1],), (jnp.ones(1),))
+        a, b = jnp.exp(p[1]), jnp.exp(p[2])
+        J = jnp.stack([a * ds, a * s, b * jnp.asarray(widths)], axis=1)
+        return a * s + b * widths, J
 
     photons = np.maximum(y.sum(1), 1.0)
     bg0 = np.full(n, max(glob["background"], 1e-6))
@@ -140,7 +150,7 @@ def fit_pixels(data, glob: dict | None = None, *, loss: str = "poisson", prior=N
     kw = {}
     if prior is not None:
         kw = {"prior_mean": np.tile(np.asarray(prior[0], float), (n, 1)), "prior_sd": prior[1]}
-    p, cov, dec = lm_fit(mu_fn, p0, y, None, lo, hi, loss=loss, **kw)
+    p, cov, dec = lm_fit(mu_fn, p0, y, None, lo, hi, loss=loss, mu_jac_fn=mu_jac, **kw)
     tau = np.exp(p[:, 0])
     sd_log = np.sqrt(np.clip(cov[:, 0, 0], 0.0, None))
     ok = np.isfinite(p).all(1) & np.isfinite(dec) & (dec < 1e-2)

@@ -49,13 +49,8 @@ def _scaled_log_normal(name, mu, sigma, centre, scale, dims):
     ``centre`` and ``scale`` (per pixel: the first estimate and its standard error) only change
     the coordinates NUTS works in, never the prior (a linear change of variables).
     """
-    z = pm.Normal(
-        f"{name}_z",
-        (mu - centre) / scale,
-        sigma / scale,
-        dims=dims,
-        initval=np.zeros(np.size(centre)),
-    )
+    z = pm.Normal(f"{name}_z", (mu - centre) / scale, sigma / scale, dims=dims,
+                  initval=np.zeros(np.shape(centre)))  # fmt: skip
     return pm.Deterministic(name, pt.exp(centre + scale * z), dims=dims)
 
 
@@ -77,17 +72,29 @@ def build_flim_model(data: FlimData, preset: dict, start: dict) -> pm.Model:
     g = data.graph
     glob = start["global"]
     coords = {PIX: np.arange(g.n), TIME: np.arange(data.counts.shape[1])}
+    # Sampling units near the posterior sds (the per-pixel standard errors of log τ; 1/√counts
+    # for log-amplitudes and the log background; ~1 % for the modelled IRF's log widths): NUTS's
+    # first adaptation windows start from a unit mass matrix, and parameters pinned to 1e-3 of
+    # that would hold the tree depth at 10 until it adapts.
+    se_log_tau = (start["tau_sd"] / start["tau"])[start["ok"]]
+    tau_prior = dict(pr["tau"])
+    tau_prior["field"] = {"sample_unit": float(np.clip(np.median(se_log_tau), 1e-3, 1.0))
+                          if se_log_tau.size else 1.0, **pr["tau"]["field"]}  # fmt: skip
     with pm.Model(coords=coords) as model:
         tau_start = np.where(start["ok"], start["tau"], glob["tau_ns"])
-        tau = field("tau", pr["tau"], g, tau_start, dims=PIX, centred=tau_centred(pr["tau"], start))
+        centred = tau_centred(pr["tau"], start)
+        tau = field("tau", tau_prior, g, tau_start, dims=PIX, centred=centred)
         tau = pm.Deterministic("tau", tau, dims=PIX)
         photons = data.counts.sum(axis=1)
         a0 = np.log(np.maximum(np.where(start["ok"], start["amplitude"], photons), 1.0))
         amp = _scaled_log_normal("flim_amplitude", pr["flim_amplitude"]["mu"],
                                  pr["flim_amplitude"]["sigma"], a0,
                                  1.0 / np.sqrt(np.maximum(photons, 1.0)), PIX)  # fmt: skip
-        bg = pm.HalfNormal("flim_background", pr["flim_background"]["sigma"],
-                           initval=max(glob["background"], 1e-4))  # fmt: skip
+        b0 = max(glob["background"], 1e-6)
+        bg_counts = b0 * data.n_bins * g.n
+        pb = pr["flim_background"]
+        bg = _scaled_log_normal("flim_background", pb["mu"], pb["sigma"], np.log(b0),
+                                1.0 / np.sqrt(max(bg_counts, 1.0)), None)  # fmt: skip
         if data.irf is not None:
             p = pr["irf_shift"]
             shift = pm.Normal("irf_shift", p["mu"], p["sigma"], initval=glob["irf_shift_ps"])
@@ -95,10 +102,10 @@ def build_flim_model(data: FlimData, preset: dict, start: dict) -> pm.Model:
         else:
             centre = pm.Normal("irf_centre", glob["irf_centre_ps"], pr["irf_centre"]["sigma"],
                                initval=glob["irf_centre_ps"])  # fmt: skip
-            fwhm = pm.LogNormal("irf_fwhm", pr["irf_fwhm"]["mu"], pr["irf_fwhm"]["sigma"],
-                                initval=glob["irf_fwhm_ps"])  # fmt: skip
-            tail = pm.LogNormal("irf_tail", pr["irf_tail"]["mu"], pr["irf_tail"]["sigma"],
-                                initval=glob["irf_tail_ps"])  # fmt: skip
+            fwhm = _scaled_log_normal("irf_fwhm", pr["irf_fwhm"]["mu"], pr["irf_fwhm"]["sigma"],
+                                      np.log(glob["irf_fwhm_ps"]), 0.01, None)  # fmt: skip
+            tail = _scaled_log_normal("irf_tail", pr["irf_tail"]["mu"], pr["irf_tail"]["sigma"],
+                                      np.log(glob["irf_tail_ps"]), 0.03, None)  # fmt: skip
             irf = emg_irf(data.n_bins, data.bin_ns, centre / 1e3, fwhm / 1e3, tail / 1e3)
             irf = pt.specify_shape(irf, (data.n_bins,))
             pm.Deterministic("irf_shift", centre)

@@ -16,8 +16,8 @@ resolution, and the IRF keeps its native resolution). The kernel is geometric be
 
 and the sums of ``P`` over a merged bin follow from its value at the end of the previous bin
 and two within-bin moments of ``g`` (one matrix product for all pixels). The causal filter over
-merged bins is a parallel prefix (doubling) in which no exponent is ever positive: nothing
-overflows for any τ > 0.
+merged bins runs in segments (a rescaled cumulative sum inside each, a small matrix of powers
+across them) and never overflows for any τ > 0.
 """
 
 from __future__ import annotations
@@ -73,20 +73,50 @@ def _kernel_terms(bin_ns, tau, period_ns, frac, xp):
     return a, near[0] - a, near[1] - a * q, q, x
 
 
+SEGMENT = 16  # merged bins per segment of the causal filter
+
+
 def _causal_filter(w, log_qm, n_b: int, xp):
     """``P[J] = Σ_{J' ≤ J} (q^M)^{J-J'} w[J']`` along the last axis of ``w`` (P, n_b).
 
-    ``log_qm`` = log q^M (≤ 0), shape (P,). Parallel prefix by doubling: after the step with
-    lag d every bin holds the sum over its last 2d inputs, ``S_2d[J] = S_d[J] + (q^M)^d
-    S_d[J - d]``; ⌈log2 n_b⌉ elementwise steps, every exponent ≤ 0.
+    ``log_qm`` = log q^M = -κ (≤ 0), shape (P,). Inside segments of :data:`SEGMENT` bins a
+    rescaled cumulative sum, ``Q^i Σ_{i' ≤ i} Q^{-i'} w[i']``; across segments a small dense
+    matrix of powers. κ is capped at 600 / SEGMENT inside the rescaling so that ``Q^{-i}`` never
+    overflows; where the cap binds every power beyond the first is below e^-37 of it, so the
+    result is unchanged to rounding. (A parallel prefix by doubling reuses each step's output
+    twice, and XLA's fusion then recomputes the chain 2^steps times in the backward pass.)
     """
-    out = w
-    d = 1
-    while d < n_b:
-        shifted = xp.concatenate([xp.zeros_like(out[:, :d]), out[:, : n_b - d]], axis=-1)
-        out = out + xp.exp(log_qm * d)[:, None] * shifted
-        d *= 2
-    return out
+    seg = min(SEGMENT, n_b)
+    n_seg = -(-n_b // seg)
+    pad = n_seg * seg - n_b
+    if pad:
+        w = xp.concatenate([w, xp.zeros_like(w[:, :pad])], axis=-1)
+    w = w.reshape((-1, n_seg, seg))
+    kappa = xp.minimum(-log_qm, 600.0 / seg)[:, None, None]
+    i = np.arange(seg, dtype=float)
+    local = xp.exp(-kappa * i) * xp.cumsum(w * xp.exp(kappa * i), axis=-1)  # (P, n_seg, seg)
+    if n_seg > 1:
+        s = np.arange(n_seg)
+        slag = s[:, None] - 1 - s[None, :]  # carry into segment s from segment s' < s
+        across = xp.exp(log_qm[:, None, None] * (seg * np.maximum(slag, 0))) * (slag >= 0)
+        carry = xp.sum(across * local[:, None, :, -1], axis=-1)  # (P, n_seg)
+        rise = xp.exp(log_qm[:, None] * (i + 1.0))  # (P, seg)
+        local = local + rise[:, None, :] * carry[:, :, None]
+    return local.reshape((-1, n_seg * seg))[:, :n_b]
+
+
+def _powers(log_qm, n: int, xp):
+    """``(q^M)^J`` for J < n, shape (P, n), as products of two small tables of exponentials.
+
+    Written as ``exp(J log q^M)`` per element, XLA's backward pass recomputes the exponentials
+    in every fusion that consumes them (4x the cost of the whole likelihood); the tables keep
+    the per-element work to one multiplication.
+    """
+    lo = 16
+    hi = -(-n // lo)
+    small = xp.exp(log_qm[:, None] * np.arange(lo))  # (P, lo)
+    big = xp.exp(log_qm[:, None] * (lo * np.arange(hi)))  # (P, hi)
+    return (big[:, :, None] * small[:, None, :]).reshape((-1, hi * lo))[:, :n]
 
 
 def flim_expected_merged(irf, bin_ns, period_ns, tau_ns, amplitude, shift_ps, background, merge):
@@ -140,30 +170,32 @@ def flim_expected_merged(irf, bin_ns, period_ns, tau_ns, amplitude, shift_ps, ba
         return xp.dot(h, block.T), xp.dot(e, block.T)
 
     gf = g[: full * merge].reshape((full, merge))
-    H, W = moments(gf, merge)  # (..., full)
+    H, W = moments(gf, merge)  # (P, full)
     sums = [gf.sum(axis=1)]
     sums_prev = [g_prev[: full * merge].reshape((full, merge)).sum(axis=1)]
     pend = _causal_filter(W, -x * merge, full, xp)  # P at the end of each full merged bin
-    widths = [np.full(full, float(merge))]
+    qpow = _powers(-x * merge, full, xp)  # (q^M)^J
+    geo_full = -xp.expm1(-x_ * merge) / one_m_q  # (1 - q^M) / (1 - q), (P, 1)
+    q_ = xp.exp(-x_)
+    S = xp.concatenate([xp.zeros_like(pend[:, :1]), pend[:, :-1]], axis=-1) * q_ * geo_full + H
+    E = q_ * geo_full * qpow  # Σ_{j in J} q^{j+1} = q^{J M + 1} (1 - q^M) / (1 - q)
+    widths = np.full(full, float(merge))
     if rest:
         gt = g[full * merge :].reshape((1, rest))
         Ht, Wt = moments(gt, rest)
-        last = pend[..., -1:] * xp.exp(-x_ * rest) + Wt
-        H = xp.concatenate([H, Ht], axis=-1)
+        q_m = xp.exp(-x_ * merge)
+        last = pend[:, -1:] * xp.exp(-x_ * rest) + Wt
+        geo_rest = -xp.expm1(-x_ * rest) / one_m_q
+        S = xp.concatenate([S, pend[:, -1:] * q_ * geo_rest + Ht], axis=-1)
+        E = xp.concatenate([E, q_ * geo_rest * qpow[:, -1:] * q_m], axis=-1)
         pend = xp.concatenate([pend, last], axis=-1)
         sums.append(gt.sum(axis=1))
         sums_prev.append(g_prev[full * merge :].sum(keepdims=True))
-        widths.append(np.array([float(rest)]))
-    widths = np.concatenate(widths)
-    starts = np.concatenate([[0.0], np.cumsum(widths)[:-1]])
+        widths = np.append(widths, float(rest))
     G = xp.concatenate(sums) if len(sums) > 1 else sums[0]
     Gp = xp.concatenate(sums_prev) if len(sums_prev) > 1 else sums_prev[0]
-    geo = -xp.expm1(-x_ * widths) / one_m_q  # (1 - q^{M_J}) / (1 - q)
-    p_before = xp.concatenate([xp.zeros_like(pend[..., :1]), pend[..., :-1]], axis=-1)
-    S = p_before * xp.exp(-x_) * geo + H  # Σ_{j in J} P[j]
-    E = xp.exp(-x_ * (starts + 1.0)) * geo  # Σ_{j in J} q^{j+1}
     one_m_qn = -xp.expm1(-x * n_bins)[..., None]
-    Z = one_m_qn * S + pend[..., -1:] * E
+    Z = one_m_qn * S + pend[:, -1:] * E
     y = a[..., None] * Z + d0[..., None] * G + d1[..., None] * Gp
     if tau_shape is not None:  # NumPy: the shape of τ, as the reference kernel returns
         y = y.reshape(tau_shape + (y.shape[-1],))
