@@ -247,7 +247,8 @@ def _fit_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--sampler", choices=("numpyro", "blackjax", "nutpie", "pymc"),
                    default="numpyro", help="NUTS backend (default: numpyro, JAX)")  # fmt: skip
     p.add_argument("--chains", type=int, default=2, help="chains (default: 2)")
-    p.add_argument("--draws", type=int, default=2000, help="kept draws per chain (default: 2000)")
+    p.add_argument("--draws", type=int, default=None,
+                   help="kept draws per chain (default: 2000 for xray, 1000 for flim)")  # fmt: skip
     p.add_argument("--tune", type=int, default=1000, help="warm-up draws per chain (default: 1000)")
     p.add_argument("--seed", type=_seed, default=0, help="random seed (default: 0)")
     p.add_argument("--crop", metavar="R0:R1,C0:C1", help="fit only these scan rows and columns")
@@ -279,7 +280,7 @@ def _fit(args: argparse.Namespace) -> int:
 
     logging.basicConfig(level=logging.INFO, format=f"{PROG} fit: %(message)s")
     for name in ("chains", "draws", "tune"):
-        if getattr(args, name) < 1:
+        if getattr(args, name) is not None and getattr(args, name) < 1:
             raise InputError(None, f"--{name} must be >= 1")
     out = fit(
         args.source, args.output, model=args.model, crop=args.crop, sampler=args.sampler,

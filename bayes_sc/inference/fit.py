@@ -182,6 +182,8 @@ def fit(source, output, *, model="xray", crop=None, crystal_mask=None, flim_bin=
     ``crystal_mask`` (a file, see :func:`read_mask`) to either.
     """
     source, output = Path(source), Path(output)
+    if settings.get("draws") is None:  # each model's default
+        settings.pop("draws", None)
     if model not in MODELS:
         raise InputError(None, f"unknown model {model!r}; choose one of {', '.join(MODELS)}")
     if model not in ("xray", "flim"):

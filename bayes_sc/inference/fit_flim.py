@@ -13,7 +13,7 @@ log = logging.getLogger(__name__)
 
 
 def fit_flim(
-    reduced: Path, preset: dict, *, sampler="numpyro", chains=2, draws=2000, tune=1000, seed=0,
+    reduced: Path, preset: dict, *, sampler="numpyro", chains=2, draws=1000, tune=1000, seed=0,
     progress=True, posterior_predictive=False, bin_pixels=1, merge=None, crystal_mask=None,
 ) -> xr.DataTree:  # fmt: skip
     """Sample the FLIM model of one image and return the DataTree.
@@ -28,8 +28,8 @@ def fit_flim(
         Spatial binning k (k × k image pixels summed) for images with few photons per pixel.
     merge
         Native time bins per merged bin (default: bins of at most the preset's ``[flim]
-        merged_bin_ps`` and at most a fifth of the crystal's mono-exponential τ, which keeps
-        the Fisher information on τ within ~0.3 % of the native bins').
+        merged_bin_ps`` and at most τ/2.5 of the crystal's mono-exponential τ, which keeps the
+        Fisher information on τ within ~1.5 % of the native bins').
     crystal_mask
         Optional (ny, nx) bool mask of crystal pixels on the (binned) image.
     Other parameters as :func:`bayes_sc.inference.sample.sample`.
@@ -44,13 +44,13 @@ def fit_flim(
     data = load_flim(
         reduced, crystal_mask=crystal_mask, bin_pixels=bin_pixels, merge=merge,
         min_photons=int(opts.get("min_photons", 20)),
-        merged_bin_ps=float(opts.get("merged_bin_ps", 400.0)),
+        merged_bin_ps=float(opts.get("merged_bin_ps", 800.0)),
     )  # fmt: skip
     if merge is None:  # merged bins of at most merged_bin_ps and at most τ/5 of the crystal
         from ..baseline.flim import fit_global
         from ..modeling.flim_data import default_merge
 
-        width_ps = min(float(opts.get("merged_bin_ps", 400.0)), 200.0 * fit_global(data)["tau_ns"])
+        width_ps = min(float(opts.get("merged_bin_ps", 800.0)), 400.0 * fit_global(data)["tau_ns"])
         if default_merge(data.n_bins, data.bin_ns * 1e3, width_ps) != data.merge:
             data = load_flim(
                 reduced, crystal_mask=crystal_mask, bin_pixels=bin_pixels, merged_bin_ps=width_ps,

@@ -29,7 +29,7 @@ from .graph import PixelGraph, grid_graph
 from .masks import otsu_split
 
 MIN_PHOTONS = 20  # default minimum photons of a crystal pixel
-MERGED_BIN_PS = 400.0  # default width of merged time bins [ps]
+MERGED_BIN_PS = 800.0  # default width of merged time bins [ps]
 SEPARATION = 5.0  # Otsu split that counts as two populations [pooled sd]
 
 
