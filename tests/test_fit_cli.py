@@ -40,3 +40,34 @@ def test_fit_writes_a_spec_posterior(small_reduced, tmp_path, capsys, likelihood
     assert main(["fit", str(small_reduced), "-o", str(tmp_path / "f.nc"), "--model", "pl"]) == 2
     assert "not implemented yet" in capsys.readouterr().err
     assert not (tmp_path / "f.nc").exists()
+
+
+def test_each_model_keeps_its_default_draws(small_reduced, tmp_path, monkeypatch):
+    """Without --draws the X-ray model samples 2000 kept draws and the FLIM model 1000."""
+    import bayes_sc.inference.fit as fit_mod
+    import bayes_sc.inference.fit_flim as fit_flim_mod
+
+    seen = {}
+
+    def fake(name):
+        def run(reduced, preset, **kw):
+            seen[name] = kw
+            raise SystemExit(0)  # stop before sampling
+
+        return run
+
+    monkeypatch.setattr(fit_mod, "fit_xray", fake("xray"))
+    monkeypatch.setattr(fit_flim_mod, "fit_flim", fake("flim"))
+    for model in ("xray", "flim"):
+        with pytest.raises(SystemExit):
+            main(["fit", str(small_reduced), "-o", str(tmp_path / "p.nc"), "--model", model])
+        assert "draws" not in seen[model]  # the model's own default applies
+    with pytest.raises(SystemExit):
+        main(["fit", str(small_reduced), "-o", str(tmp_path / "p.nc"), "--draws", "7"])
+    assert seen["xray"]["draws"] == 7
+    monkeypatch.undo()
+    import inspect
+
+    fits = {"xray": fit_mod.fit_xray, "flim": fit_flim_mod.fit_flim}
+    defaults = {m: inspect.signature(f).parameters["draws"].default for m, f in fits.items()}
+    assert defaults == {"xray": 2000, "flim": 1000}
