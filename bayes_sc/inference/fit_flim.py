@@ -46,17 +46,19 @@ def fit_flim(
         min_photons=int(opts.get("min_photons", 20)),
         merged_bin_ps=float(opts.get("merged_bin_ps", 800.0)),
     )  # fmt: skip
-    if merge is None:  # merged bins of at most merged_bin_ps and at most τ/5 of the crystal
-        from ..baseline.flim import fit_global
+    from ..baseline.flim import fit_global
+
+    glob = fit_global(data)  # shared IRF parameters: they do not depend on the merging
+    if merge is None:  # merged bins of at most merged_bin_ps and at most τ/2.5 of the crystal
         from ..modeling.flim_data import default_merge
 
-        width_ps = min(float(opts.get("merged_bin_ps", 800.0)), 400.0 * fit_global(data)["tau_ns"])
+        width_ps = min(float(opts.get("merged_bin_ps", 800.0)), 400.0 * glob["tau_ns"])
         if default_merge(data.n_bins, data.bin_ns * 1e3, width_ps) != data.merge:
             data = load_flim(
                 reduced, crystal_mask=crystal_mask, bin_pixels=bin_pixels, merged_bin_ps=width_ps,
                 min_photons=int(opts.get("min_photons", 20)),
             )  # fmt: skip
-    start = fit_pixels(data)
+    start = fit_pixels(data, glob)
     centred = tau_centred(preset["priors"]["tau"], start)
     log.info(
         "FLIM model: %d crystal pixels, %d time bins of %d x %.4g ps, IRF %s, log tau %s",

@@ -83,8 +83,7 @@ def _causal_filter(w, log_qm, n_b: int, xp):
     rescaled cumulative sum, ``Q^i Σ_{i' ≤ i} Q^{-i'} w[i']``; across segments a small dense
     matrix of powers. κ is capped at 600 / SEGMENT inside the rescaling so that ``Q^{-i}`` never
     overflows; where the cap binds every power beyond the first is below e^-37 of it, so the
-    result is unchanged to rounding. (A parallel prefix by doubling reuses each step's output
-    twice, and XLA's fusion then recomputes the chain 2^steps times in the backward pass.)
+    result is unchanged to rounding.
     """
     seg = min(SEGMENT, n_b)
     n_seg = -(-n_b // seg)
@@ -103,20 +102,6 @@ def _causal_filter(w, log_qm, n_b: int, xp):
         rise = xp.exp(log_qm[:, None] * (i + 1.0))  # (P, seg)
         local = local + rise[:, None, :] * carry[:, :, None]
     return local.reshape((-1, n_seg * seg))[:, :n_b]
-
-
-def _powers(log_qm, n: int, xp):
-    """``(q^M)^J`` for J < n, shape (P, n), as products of two small tables of exponentials.
-
-    Written as ``exp(J log q^M)`` per element, XLA's backward pass recomputes the exponentials
-    in every fusion that consumes them (4x the cost of the whole likelihood); the tables keep
-    the per-element work to one multiplication.
-    """
-    lo = 16
-    hi = -(-n // lo)
-    small = xp.exp(log_qm[:, None] * np.arange(lo))  # (P, lo)
-    big = xp.exp(log_qm[:, None] * (lo * np.arange(hi)))  # (P, hi)
-    return (big[:, :, None] * small[:, None, :]).reshape((-1, hi * lo))[:, :n]
 
 
 def flim_expected_merged(irf, bin_ns, period_ns, tau_ns, amplitude, shift_ps, background, merge):
@@ -174,31 +159,28 @@ def flim_expected_merged(irf, bin_ns, period_ns, tau_ns, amplitude, shift_ps, ba
     sums = [gf.sum(axis=1)]
     sums_prev = [g_prev[: full * merge].reshape((full, merge)).sum(axis=1)]
     pend = _causal_filter(W, -x * merge, full, xp)  # P at the end of each full merged bin
-    qpow = _powers(-x * merge, full, xp)  # (q^M)^J
+    qpow = xp.exp(-x_ * (merge * np.arange(full)))  # (q^M)^J
     geo_full = -xp.expm1(-x_ * merge) / one_m_q  # (1 - q^M) / (1 - q), (P, 1)
     q_ = xp.exp(-x_)
     S = xp.concatenate([xp.zeros_like(pend[:, :1]), pend[:, :-1]], axis=-1) * q_ * geo_full + H
     E = q_ * geo_full * qpow  # Σ_{j in J} q^{j+1} = q^{J M + 1} (1 - q^M) / (1 - q)
-    widths = np.full(full, float(merge))
+    p_last = pend[:, -1:]  # P[N-1]: the end of the period
     if rest:
         gt = g[full * merge :].reshape((1, rest))
         Ht, Wt = moments(gt, rest)
-        q_m = xp.exp(-x_ * merge)
-        last = pend[:, -1:] * xp.exp(-x_ * rest) + Wt
         geo_rest = -xp.expm1(-x_ * rest) / one_m_q
-        S = xp.concatenate([S, pend[:, -1:] * q_ * geo_rest + Ht], axis=-1)
-        E = xp.concatenate([E, q_ * geo_rest * qpow[:, -1:] * q_m], axis=-1)
-        pend = xp.concatenate([pend, last], axis=-1)
+        S = xp.concatenate([S, p_last * q_ * geo_rest + Ht], axis=-1)
+        E = xp.concatenate([E, q_ * geo_rest * xp.exp(-x_ * (merge * full))], axis=-1)
+        p_last = p_last * xp.exp(-x_ * rest) + Wt
         sums.append(gt.sum(axis=1))
         sums_prev.append(g_prev[full * merge :].sum(keepdims=True))
-        widths = np.append(widths, float(rest))
     G = xp.concatenate(sums) if len(sums) > 1 else sums[0]
     Gp = xp.concatenate(sums_prev) if len(sums_prev) > 1 else sums_prev[0]
     one_m_qn = -xp.expm1(-x * n_bins)[..., None]
-    Z = one_m_qn * S + pend[:, -1:] * E
+    Z = one_m_qn * S + p_last * E
     y = a[..., None] * Z + d0[..., None] * G + d1[..., None] * Gp
     if tau_shape is not None:  # NumPy: the shape of τ, as the reference kernel returns
         y = y.reshape(tau_shape + (y.shape[-1],))
     amp = as_array(amplitude, xp)[..., None]
     bg = as_array(background, xp)[..., None]
-    return amp * y + bg * widths
+    return amp * y + bg * merged_widths(n_bins, merge)
