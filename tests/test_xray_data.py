@@ -5,7 +5,12 @@ import numpy as np
 import pytest
 
 from bayes_sc.errors import InputError
-from bayes_sc.modeling.xray_data import crystal_mask_from_data, load_xray
+from bayes_sc.modeling.xray_data import (
+    crystal_mask_from_data,
+    load_xray,
+    smooth_template,
+    substrate_frames,
+)
 
 
 def test_crystal_mask_from_data_recovers_the_truth(small_sim, small_reduced):
@@ -55,4 +60,29 @@ def test_smoothed_template_is_unbiased_and_quiet(small_sim, small_reduced):
     ratio = d.background / truth
     assert abs(ratio.mean() - 1) < 0.01
     # 4 background frames alone leave ~18 % noise per bin; smoothed, a few per cent
-    assert ratio[d.bins["region"] == 1].std() < 0.05
+    waxs = d.bins["region"] == 1
+    assert ratio[waxs].std() < 0.05
+    # the scan points off the crystal join the background frames: quieter by about the
+    # square root of the exposure they add (this small scan has none 2 points from the crystal)
+    assert not substrate_frames(d.crystal_mask, d.frame_excluded).any()
+    d = load_xray(small_reduced, substrate_margin=0)
+    ratio = d.background / truth
+    with h5py.File(small_reduced) as f:
+        a = f["xray"].attrs
+        frames_only = smooth_template(f["xray/background_counts"][()].astype(float), d.bins)
+        frames_only *= a["count_time_s"] / a["background_exposure_s"]
+        gain = 1 + a["count_time_s"] * substrate_frames(d.crystal_mask, d.frame_excluded, 0).sum() \
+            / a["background_exposure_s"]  # fmt: skip
+    assert gain > 2
+    alone = (frames_only / truth)[waxs].std()
+    assert 0.5 < alone / ratio[waxs].std() / np.sqrt(gain) < 2
+
+
+def test_substrate_frames_keep_away_from_the_crystal():
+    crystal = np.zeros((7, 8), bool)
+    crystal[3, 3] = True
+    excluded = np.zeros(56, bool)
+    excluded[0] = True
+    sub = substrate_frames(crystal, excluded, margin=2).reshape(7, 8)
+    assert not sub[1:6, 1:6].any()  # within 2 points (8-neighbourhood) of the crystal
+    assert sub[0, 1] and sub[6, 7] and sub[3, 6] and not sub[0, 0]  # excluded frame 0

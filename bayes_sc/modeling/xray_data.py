@@ -21,6 +21,7 @@ from pathlib import Path
 
 import h5py
 import numpy as np
+from scipy import ndimage
 
 from ..errors import InputError
 from ..physics import edge_distance_grid
@@ -105,6 +106,15 @@ def crystal_mask_from_data(counts, background, region, scan_shape, *, n_sigma=10
     return crystal.reshape(scan_shape)
 
 
+def substrate_frames(crystal, frame_excluded, margin: int = 2) -> np.ndarray:
+    """(n_frames,) scan points that saw bare substrate: more than ``margin`` points (8-
+    neighbourhood) from any crystal point, so beam tails and diffuse edges stay out."""
+    near = np.asarray(crystal, bool)
+    if margin > 0:  # (scipy dilates until nothing changes for iterations < 1)
+        near = ndimage.binary_dilation(near, structure=np.ones((3, 3), bool), iterations=margin)
+    return ~near.reshape(-1) & ~frame_excluded
+
+
 SMOOTH_HALF_Q = {0: 0.1, 1: 1.5}  # nm⁻¹: substrate-template smoothing per region (SAXS, WAXS)
 
 
@@ -145,8 +155,12 @@ def smooth_template(counts, bins, half_q=None) -> np.ndarray:
     return out
 
 
-def load_xray(path, *, crystal_mask=None) -> XrayData:
-    """Read ``/xray`` of a ``reduced.h5`` and decide the crystal pixels.
+def load_xray(path, *, crystal_mask=None, substrate_margin: int = 2) -> XrayData:
+    """Read ``/xray`` of a ``reduced.h5``, decide the crystal pixels, build the template.
+
+    The substrate template pools the background frames with the scan points that saw bare
+    substrate: those more than ``substrate_margin`` points from the crystal (as detected from
+    the data, and from ``crystal_mask`` when given; see :func:`substrate_frames`).
 
     Raises
     ------
@@ -164,16 +178,22 @@ def load_xray(path, *, crystal_mask=None) -> XrayData:
         counts = g["counts"][()]
         frame_excluded = g["frame_excluded"][()]
         bins = {k: g[f"bin_{k}"][()] for k in BIN_FIELDS}
-        background = None
+        background, bg_counts, bg_exposure = None, None, 0.0
         if "background_counts" in g:
-            per_frame = float(attrs["count_time_s"]) / float(attrs["background_exposure_s"])
-            background = smooth_template(g["background_counts"][()].astype(float), bins) * per_frame
+            bg_counts = g["background_counts"][()].astype(float)
+            bg_exposure = float(attrs["background_exposure_s"])
+            per_frame = float(attrs["count_time_s"]) / bg_exposure
+            background = smooth_template(bg_counts, bins) * per_frame
     scan_shape = tuple(int(v) for v in attrs["scan_shape"])
     step = tuple(float(v) for v in attrs["step_um"])
+    try:
+        detected = crystal_mask_from_data(counts, background, bins["region"], scan_shape, path=path)
+    except InputError:
+        if crystal_mask is None:
+            raise
+        detected = None  # the user's mask decides; the scan gives no substrate frames
     if crystal_mask is None:
-        crystal_mask = crystal_mask_from_data(
-            counts, background, bins["region"], scan_shape, path=path
-        )
+        crystal_mask = detected
     crystal_mask = np.asarray(crystal_mask, bool) & ~frame_excluded.reshape(scan_shape)
     if crystal_mask.shape != scan_shape:
         raise InputError(
@@ -183,6 +203,17 @@ def load_xray(path, *, crystal_mask=None) -> XrayData:
         raise InputError(
             path, "no crystal in the scan: no scan point shows SAXS peaks above the background"
         )
+    substrate = np.zeros(counts.shape[0], bool)
+    if detected is not None and crystal_mask.shape == detected.shape:
+        substrate = substrate_frames(detected | crystal_mask, frame_excluded, substrate_margin)
+    if substrate.any():
+        # The template from every bare-substrate exposure: background frames + scan points off
+        # the crystal (often hundreds: their shared template noise falls by √ of the exposure).
+        pooled = counts[substrate].sum(axis=0, dtype=np.float64)
+        if bg_counts is not None:
+            pooled += bg_counts
+        exposure = bg_exposure + substrate.sum() * float(attrs["count_time_s"])
+        background = smooth_template(pooled, bins) * float(attrs["count_time_s"]) / exposure
     return XrayData(
         path=path, counts=counts, frame_excluded=frame_excluded, bins=bins, background=background,
         scan_shape=scan_shape, step_um=step, attrs=attrs, crystal_mask=crystal_mask,
