@@ -16,6 +16,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+import xarray as xr
 
 from bayes_sc.inference.fit import fit_xray, parse_crop
 from bayes_sc.presets import load_preset
@@ -30,16 +31,28 @@ def main() -> None:
     ap.add_argument("--draws", type=int, default=1000)
     ap.add_argument("--tune", type=int, default=1000)
     ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--cache", type=Path, default=None,
+                    help="folder keeping each posterior (reused when present: the exact fit "
+                         "takes an hour, so the summary side can be refitted alone)")  # fmt: skip
     args = ap.parse_args()
     preset = load_preset("cspbbr2cl")
     trees, walls = {}, {}
     for lik in ("summary", "exact"):
+        cached = args.cache / f"{lik}.nc" if args.cache else None
+        if cached and cached.exists():
+            trees[lik] = xr.open_datatree(cached)
+            walls[lik] = float(trees[lik].attrs.get("wall_s", float("nan")))
+            continue
         t0 = time.perf_counter()
         trees[lik] = fit_xray(
             args.reduced, preset, crop=parse_crop(args.crop), draws=args.draws, tune=args.tune,
             seed=args.seed, progress=False, likelihood=lik,
         )  # fmt: skip
         walls[lik] = time.perf_counter() - t0
+        if cached:
+            cached.parent.mkdir(parents=True, exist_ok=True)
+            trees[lik].attrs["wall_s"] = walls[lik]
+            trees[lik].to_netcdf(cached)
     out = {"crop": args.crop, "wall_s": walls, "fields": {}}
     print(f"crop {args.crop}: summary {walls['summary']:.0f} s, exact {walls['exact']:.0f} s")
     print(

@@ -7,8 +7,9 @@ scaled to one exposure) by more than ``n_sigma`` Poisson standard deviations plu
 SAXS totals are split in two groups (Otsu's threshold on their logarithm), and the split must
 be clear. Pass ``crystal_mask`` to override either rule.
 
-The substrate template is the background frames' counts per bin as an isotropic radial
-density times each bin's weight (:func:`smooth_template`): a few background frames leave
+The substrate template is the counts per bin of every bare-substrate exposure — the
+background frames and the scan points well off the crystal (:func:`substrate_frames`) — as an
+isotropic radial density times each bin's weight (:func:`smooth_template`): a few frames leave
 ~20 % Poisson noise per bin, and a noisy template fitted with a free scale biases that scale
 low (errors in variables) and pushes the misfit into the peaks' widths. Amorphous film and
 air scatter isotropically and smoothly in q, so pooling the azimuths loses nothing real.
