@@ -35,6 +35,8 @@ def test_override_and_bad_input(small_reduced, tmp_path):
     assert load_xray(small_reduced, crystal_mask=mask).graph.n == 4
     with pytest.raises(InputError, match="no crystal"):
         load_xray(small_reduced, crystal_mask=np.zeros(d.scan_shape, bool))
+    with pytest.raises(InputError, match="crystal mask has shape"):  # would broadcast
+        load_xray(small_reduced, crystal_mask=np.ones((1, d.scan_shape[1]), bool))
     other = tmp_path / "flim_only.h5"
     with h5py.File(other, "w") as f:
         f.create_group("flim")

@@ -195,17 +195,18 @@ def load_xray(path, *, crystal_mask=None, substrate_margin: int = 2) -> XrayData
         detected = None  # the user's mask decides; the scan gives no substrate frames
     if crystal_mask is None:
         crystal_mask = detected
-    crystal_mask = np.asarray(crystal_mask, bool) & ~frame_excluded.reshape(scan_shape)
-    if crystal_mask.shape != scan_shape:
+    crystal_mask = np.asarray(crystal_mask, bool)
+    if crystal_mask.shape != scan_shape:  # checked before combining: numpy would broadcast
         raise InputError(
             path, f"crystal mask has shape {crystal_mask.shape}, the scan {scan_shape}"
         )
+    crystal_mask = crystal_mask & ~frame_excluded.reshape(scan_shape)
     if not crystal_mask.any():
         raise InputError(
             path, "no crystal in the scan: no scan point shows SAXS peaks above the background"
         )
     substrate = np.zeros(counts.shape[0], bool)
-    if detected is not None and crystal_mask.shape == detected.shape:
+    if detected is not None:
         substrate = substrate_frames(detected | crystal_mask, frame_excluded, substrate_margin)
     if substrate.any():
         # The template from every bare-substrate exposure: background frames + scan points off
