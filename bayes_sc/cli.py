@@ -293,6 +293,62 @@ def _fit(args: argparse.Namespace) -> int:
     return 0
 
 
+def _regress_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("posteriors", metavar="POSTERIOR", type=Path, nargs="+",
+                   help="posterior.nc files: per crystal an X-ray posterior and FLIM and/or PL "
+                   "posteriors (grouped by the crystal name fit records)")  # fmt: skip
+    p.add_argument("-o", "--output", metavar="REGRESSION", type=Path,
+                   default=Path("regression.nc"),
+                   help="regression.nc to write (default: regression.nc)")  # fmt: skip
+    p.add_argument("--sampler", choices=("numpyro", "blackjax", "nutpie", "pymc"),
+                   default="numpyro", help="NUTS backend (default: numpyro, JAX)")  # fmt: skip
+    p.add_argument("--chains", type=int, default=2, help="chains (default: 2)")
+    p.add_argument("--draws", type=int, default=1000, help="kept draws per chain (default: 1000)")
+    p.add_argument("--tune", type=int, default=1000, help="warm-up draws per chain (default: 1000)")
+    p.add_argument("--seed", type=_seed, default=0, help="random seed (default: 0)")
+    p.add_argument("--ci-prob", type=float, default=0.9,
+                   help="probability of the printed credible intervals (default: 0.9)")  # fmt: skip
+    p.add_argument("--posterior-predictive", action="store_true",
+                   help="also draw the posterior predictive of the responses")  # fmt: skip
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+
+
+def print_betas(summary: dict) -> None:
+    """Print β with their credible intervals, one line per response and covariate."""
+    pct = round(100 * summary["ci_prob"])
+    print(f"beta (natural units per unit covariate) with {pct} % credible intervals:")
+    units = {"a_mean": "nm", "delta_psi": "degree", "g_q": "percent"}
+    resp_units = {"tau": "ns", "blueshift": "meV"}
+    for key, b in summary["beta"].items():
+        r, c = key.split("/")
+        print(f"  {r:>9} ~ {c:<9} {b['mean']:+10.4g}  [{b['lower']:+.4g}, {b['upper']:+.4g}] "
+              f"{resp_units.get(r, '')}/{units.get(c, '')}")  # fmt: skip
+    for w in summary.get("warnings", []):
+        print(f"warning: {w}")
+
+
+@command("regress", "blueshift and tau against <a>, delta_psi and g_q", _regress_args)
+def _regress(args: argparse.Namespace) -> int:
+    import logging
+
+    from .regress import regress
+
+    logging.basicConfig(level=logging.INFO, format=f"{PROG} regress: %(message)s")
+    for name in ("chains", "draws", "tune"):
+        if getattr(args, name) < 1:
+            raise InputError(None, f"--{name} must be >= 1")
+    if not 0 < args.ci_prob < 1:
+        raise InputError(None, f"--ci-prob must lie in (0, 1), got {args.ci_prob}")
+    out, summary = regress(
+        args.posteriors, args.output, sampler=args.sampler, chains=args.chains, draws=args.draws,
+        tune=args.tune, seed=args.seed, progress=not args.quiet, ci_prob=args.ci_prob,
+        posterior_predictive=args.posterior_predictive,
+    )  # fmt: skip
+    print_betas(summary)
+    print(f"wrote {out}")
+    return 0
+
+
 @command("demo", "simulate a small supercrystal and run the pipeline on it", _demo_args)
 def _demo(args: argparse.Namespace) -> int:
     from .io.dataset import dataset_info, format_info

@@ -13,6 +13,8 @@ from pathlib import Path
 
 from .errors import InputError
 
+NON_MATERIAL = {"regression"}  # TOMLs in models/ that are settings, not material presets
+
 
 def preset_dir() -> Path:
     """Folder holding the shipped presets (``bayes_sc/presets`` in a wheel, ``models/`` in a
@@ -24,8 +26,9 @@ def preset_dir() -> Path:
 
 
 def available_presets() -> list[str]:
-    """Names of the shipped material presets."""
-    return sorted(p.stem for p in preset_dir().glob("*.toml"))
+    """Names of the shipped material presets (``regression.toml`` holds the regression's
+    settings, not a material)."""
+    return sorted(p.stem for p in preset_dir().glob("*.toml") if p.stem not in NON_MATERIAL)
 
 
 def load_preset(name_or_path: str | Path, *, base_dir: Path | None = None) -> dict:

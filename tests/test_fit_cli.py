@@ -36,8 +36,8 @@ def test_fit_writes_a_spec_posterior(small_reduced, tmp_path, capsys, likelihood
         assert pp[name].shape[2:] == tree.observed_data[name].shape
     assert observed == ({"saxs_summary", "waxs_summary"} if likelihood == "summary"
                         else {"saxs_counts", "waxs_counts"})  # fmt: skip
-    # the models of issue 7 are not built yet: a clear error, nothing written
-    assert main(["fit", str(small_reduced), "-o", str(tmp_path / "f.nc"), "--model", "pl"]) == 2
+    # the joint model of issue 7 is not built yet: a clear error, nothing written
+    assert main(["fit", str(small_reduced), "-o", str(tmp_path / "f.nc"), "--model", "joint"]) == 2
     assert "not implemented yet" in capsys.readouterr().err
     assert not (tmp_path / "f.nc").exists()
 

@@ -71,8 +71,8 @@ def read_mask(path) -> np.ndarray:
     return mask.astype(bool)
 
 
-def _reduced_path(source: Path, workdir: Path) -> tuple[Path, str]:
-    """A reduced.h5 for ``source`` (reducing a manifest first) and the material name."""
+def _reduced_path(source: Path, workdir: Path) -> tuple[Path, str, str]:
+    """A reduced.h5 for ``source`` (reducing a manifest first), the material and crystal name."""
     import h5py
 
     if source.suffix == ".toml":
@@ -81,10 +81,11 @@ def _reduced_path(source: Path, workdir: Path) -> tuple[Path, str]:
         man = read_manifest(source)
         out = workdir / "reduced.h5"
         reduce_dataset(man, out)
-        return out, man.material
+        return out, man.material, man.name
     try:
         with h5py.File(source, "r") as f:
-            return source, str(f.attrs.get("material", "cspbbr2cl"))
+            name = str(f.attrs.get("name", source.stem))
+            return source, str(f.attrs.get("material", "cspbbr2cl")), name
     except OSError:
         raise InputError(source, "neither a manifest (.toml) nor a readable reduced.h5") from None
 
@@ -186,22 +187,28 @@ def fit(source, output, *, model="xray", crop=None, crystal_mask=None, flim_bin=
         settings.pop("draws", None)
     if model not in MODELS:
         raise InputError(None, f"unknown model {model!r}; choose one of {', '.join(MODELS)}")
-    if model not in ("xray", "flim"):
+    if model not in ("xray", "flim", "pl"):
         raise InputError(
-            None, f"--model {model} is not implemented yet (issue 7); use --model xray or flim"
+            None, f"--model {model} is not implemented yet (issue 7); use --model xray, flim or pl"
         )
     if not source.exists():
         raise InputError(source, "file not found")
     mask = None if crystal_mask is None else read_mask(crystal_mask)
     with tempfile.TemporaryDirectory(prefix="bayes_sc_fit_") as tmp:
-        reduced, material = _reduced_path(source, Path(tmp))
+        reduced, material, name = _reduced_path(source, Path(tmp))
         preset = load_preset(material)
         if model == "xray":
             tree = fit_xray(reduced, preset, crop=parse_crop(crop), crystal_mask=mask,
                             likelihood=likelihood, **settings)  # fmt: skip
+        elif model == "pl":
+            from .fit_pl import fit_pl
+
+            tree = fit_pl(reduced, preset, crystal_mask=mask, **settings)
         else:
             from .fit_flim import fit_flim
 
             tree = fit_flim(reduced, preset, bin_pixels=flim_bin, merge=flim_merge,
                             crystal_mask=mask, **settings)  # fmt: skip
+        # The crystal's name groups posteriors of one supercrystal in ``regress``.
+        tree.attrs.update(crystal=name, material=material)
     return write_posterior(tree, output)

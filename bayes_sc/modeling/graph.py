@@ -1,4 +1,8 @@
-"""The 4-neighbour graph of a modality's crystal pixels and its eigenbasis (SPEC §6).
+"""The neighbour graph of a modality's crystal pixels (or points) and its eigenbasis (SPEC §6).
+
+Grid modalities (X-ray scan, FLIM image) use the 4-neighbour graph of the crystal pixels
+(:func:`grid_graph`); PL points at irregular positions use their Delaunay triangulation with
+overly long edges pruned (:func:`point_graph`).
 
 The spatial priors are BYM2 fields (Riebler et al. 2016): a structured ICAR part scaled so
 its geometric-mean marginal variance is 1, mixed with an unstructured iid part. In the
@@ -17,11 +21,15 @@ from dataclasses import dataclass
 import numpy as np
 
 NULL_TOL = 1e-9
+LONG_EDGE = 2.5  # Delaunay edges longer than this many median edges are no neighbours
 
 
 @dataclass(frozen=True)
 class PixelGraph:
     """Crystal pixels of a grid, their 4-neighbour graph and its Laplacian eigenbasis.
+
+    For points (:func:`point_graph`) the "grid" is one column of n points (``rows`` = point
+    index, ``cols`` = 0) and ``edges`` are the pruned Delaunay edges.
 
     Attributes
     ----------
@@ -82,7 +90,77 @@ def grid_graph(mask) -> PixelGraph:
     r, c = np.nonzero(down)
     pairs.append(np.column_stack([index[r, c], index[r + 1, c]]))
     edges = np.concatenate(pairs).astype(np.int64) if pairs else np.empty((0, 2), np.int64)
-    n = rows.size
+    lam, V, scale, n_comp = _eigenbasis(rows.size, edges)
+    return PixelGraph(mask, rows, cols, index, edges, lam, V, scale, n_comp)
+
+
+def point_graph(x_um, y_um, *, long_edge: float = LONG_EDGE) -> PixelGraph:
+    """The neighbour graph of points at irregular positions (PL spectra; SPEC §6).
+
+    Edges are those of the Delaunay triangulation of (x, y), less those longer than
+    ``long_edge`` × the median edge: the hull's slivers and bridges across gaps in the point
+    cloud join points that are no neighbours. Pruning never isolates a point (each keeps its
+    shortest edge). Collinear points (a line scan) are chained in order along the line.
+
+    The returned :class:`PixelGraph` treats the points as a one-column grid: ``mask`` is
+    (n, 1) all True, ``rows`` = point index, ``cols`` = 0, ``index`` = (n, 1) point numbers, so
+    ``to_grid`` gives (..., n, 1).
+
+    Parameters
+    ----------
+    x_um, y_um
+        (n,) point positions [µm].
+    long_edge
+        Pruning threshold [median Delaunay edge lengths].
+    """
+    from scipy.spatial import Delaunay, QhullError
+
+    pts = np.column_stack([np.asarray(x_um, float), np.asarray(y_um, float)])
+    n = len(pts)
+    if n == 0:
+        raise ValueError("no points")
+    if n == 1:
+        edges = np.empty((0, 2), np.int64)
+    else:
+        try:
+            if n < 3:
+                raise QhullError("fewer than 3 points")
+            tri = Delaunay(pts).simplices
+            pairs = np.concatenate([tri[:, [0, 1]], tri[:, [1, 2]], tri[:, [0, 2]]])
+        except QhullError:  # collinear (or < 3) points: neighbours along the line
+            centred = pts - pts.mean(axis=0)
+            axis = np.linalg.svd(centred, full_matrices=False)[2][0]
+            order = np.argsort(centred @ axis, kind="stable")
+            pairs = np.column_stack([order[:-1], order[1:]])
+        edges = np.unique(np.sort(pairs, axis=1), axis=0).astype(np.int64)
+        length = np.hypot(*(pts[edges[:, 0]] - pts[edges[:, 1]]).T)
+        keep = length <= long_edge * np.median(length)
+        lonely = np.bincount(edges[keep].ravel(), minlength=n) == 0
+        for p in np.nonzero(lonely)[0]:  # a point the pruning isolated keeps its shortest edge
+            incident = np.nonzero((edges == p).any(axis=1))[0]
+            keep[incident[np.argmin(length[incident])]] = True
+        edges = edges[keep]
+    lam, V, scale, n_comp = _eigenbasis(n, edges)
+    rows = np.arange(n)
+    return PixelGraph(np.ones((n, 1), bool), rows, np.zeros(n, np.int64), rows[:, None].copy(),
+                      edges, lam, V, scale, n_comp)  # fmt: skip
+
+
+def _eigenbasis(n: int, edges: np.ndarray) -> tuple[np.ndarray, np.ndarray, float, int]:
+    """Laplacian eigenbasis (constant mode dropped), BYM2 scale and components of a graph.
+
+    Parameters
+    ----------
+    n
+        Number of nodes.
+    edges
+        (m, 2) int node pairs (each unordered pair once).
+
+    Returns
+    -------
+    eigvals, eigvecs, scale, n_components
+        As in :class:`PixelGraph`.
+    """
     Q = np.zeros((n, n))
     Q[edges[:, 0], edges[:, 1]] = Q[edges[:, 1], edges[:, 0]] = -1.0
     Q[np.arange(n), np.arange(n)] = -Q.sum(axis=1)
@@ -105,4 +183,4 @@ def grid_graph(mask) -> PixelGraph:
         scale = float(np.exp(np.mean(np.log(marg[connected]))))
     else:
         scale = 1.0
-    return PixelGraph(mask, rows, cols, index, edges, lam, V, scale, n_comp)
+    return lam, V, scale, n_comp

@@ -61,6 +61,16 @@ def profile_value(edge_um, centre_edge, scale_um=PROFILE_SCALE_UM):
     return edge + (centre - edge) * edge_profile(edge_um, scale_um)
 
 
+def profile_scales(cfg) -> dict:
+    """Edge-distance scale [µm] of each covariate's profile: the preset's optional
+    ``profile_scale_um`` table over the defaults (⟨a⟩ and δψ 1.2 µm; g_q twice as slow, the
+    paper's ~3 µm). Equal scales make ⟨a⟩ and δψ exactly collinear in edge distance."""
+    scales = {"a_mean": PROFILE_SCALE_UM, "delta_psi": PROFILE_SCALE_UM,
+              "g_q": 2.0 * PROFILE_SCALE_UM}  # fmt: skip
+    scales.update({k: float(v) for k, v in cfg.get("profile_scale_um", {}).items()})
+    return scales
+
+
 def smooth_noise(shape, rng, length_px):
     """Zero-mean, unit-sd Gaussian random field with correlation length ``length_px``."""
     z = ndimage.gaussian_filter(rng.standard_normal(shape), length_px, mode="reflect")
@@ -97,7 +107,10 @@ def xray_fields(mask, step_um, cfg, rng):
     cy, cx = (np.array(np.nonzero(mask)).mean(axis=1)) if mask.any() else (0.0, 0.0)
     radial_deg = np.degrees(np.arctan2((yy - cy) * step_um[0], (xx - cx) * step_um[1]))
 
-    a_mean = profile_value(edge, cfg["a_mean_nm"]) + 0.08 * rng.standard_normal(shape)
+    scale = profile_scales(cfg)
+    a_mean = profile_value(edge, cfg["a_mean_nm"], scale["a_mean"]) + 0.08 * rng.standard_normal(
+        shape
+    )
     phi_lo, phi_hi = cfg["phi_deg"]
     phi = 0.5 * (phi_lo + phi_hi) + 0.25 * (phi_hi - phi_lo) * smooth_noise(shape, rng, 2.0)
     phi += 1.5 * rng.standard_normal(shape)  # inhomogeneous pixel-to-pixel changes (paper)
@@ -118,11 +131,11 @@ def xray_fields(mask, step_um, cfg, rng):
     a1 = 2.0 * a_mean * f1 / (f1 + f2)
     a2 = 2.0 * a_mean * f2 / (f1 + f2)
     psi = phi + 45.0 + 1.5 * rng.standard_normal(shape)
-    delta_psi = profile_value(edge, cfg["delta_psi_deg"]) + 0.8 * rng.standard_normal(shape)
+    delta_psi = profile_value(
+        edge, cfg["delta_psi_deg"], scale["delta_psi"]
+    ) + 0.8 * rng.standard_normal(shape)
     # g_q: ~1 % about 3 µm inside, 2 % at the edge (a slower profile than the others).
-    g_q = profile_value(
-        edge, cfg["g_q_percent"], 2.0 * PROFILE_SCALE_UM
-    ) + 0.08 * rng.standard_normal(shape)
+    g_q = profile_value(edge, cfg["g_q_percent"], scale["g_q"]) + 0.08 * rng.standard_normal(shape)
     I_AL = cfg["I_AL_counts"] * (0.35 + 0.65 * p) * np.exp(0.05 * rng.standard_normal(shape))
     I_saxs = cfg["I_saxs_counts"] * (0.3 + 0.7 * p) * np.exp(0.05 * rng.standard_normal(shape))
     w_q = cfg["saxs_w_q"] * (1.0 + 1.2 * (1.0 - p))
@@ -154,8 +167,9 @@ def xray_fields(mask, step_um, cfg, rng):
 def structural_profiles(edge_um, cfg):
     """Smooth (noise-free) covariate profiles <a> [nm], δψ [degree], g_q [percent] vs edge
     distance, the functions the optical law is written in."""
+    scale = profile_scales(cfg)
     return {
-        "a_mean": profile_value(edge_um, cfg["a_mean_nm"]),
-        "delta_psi": profile_value(edge_um, cfg["delta_psi_deg"]),
-        "g_q": profile_value(edge_um, cfg["g_q_percent"], 2.0 * PROFILE_SCALE_UM),
+        "a_mean": profile_value(edge_um, cfg["a_mean_nm"], scale["a_mean"]),
+        "delta_psi": profile_value(edge_um, cfg["delta_psi_deg"], scale["delta_psi"]),
+        "g_q": profile_value(edge_um, cfg["g_q_percent"], scale["g_q"]),
     }

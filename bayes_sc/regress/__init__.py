@@ -1,0 +1,248 @@
+"""``bayes-sc regress``: blueshift and τ against ⟨a⟩, δψ and g_q (SPEC §7 ``regression.nc``).
+
+Two-stage, errors in variables: each crystal's X-ray posterior gives covariate profiles
+against edge distance as Gaussians over spline coefficients (:mod:`.profiles`); the optical
+posteriors give per-pixel responses with their sds; one PyMC model (:mod:`.model`) regresses
+the responses on the profiles at their edge distances, the profiles' coefficients sampled
+with β, over one or several crystals pooled hierarchically. Collinearity is diagnosed and
+warned about in plain words (:mod:`.collinearity`).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import tomllib
+from pathlib import Path
+
+import numpy as np
+import xarray as xr
+
+from .. import __version__
+from ..errors import InputError
+from ..presets import preset_dir
+from .collinearity import (
+    collinearity_warnings,
+    contraction,
+    design_diagnostics,
+    posterior_correlation,
+)
+from .inputs import COVARIATES, RESPONSES, CrystalInputs, read_posteriors
+from .model import COVS, ResponseData, build_regression_model, fold_imputations
+from .profiles import Profile, estimate_profile
+
+log = logging.getLogger(__name__)
+PROFILE_GRID = 50  # edge distances at which profile bands are stored for the report
+
+
+def load_settings(path=None) -> dict:
+    """The regression's priors and settings (``models/regression.toml`` by default)."""
+    path = Path(path) if path is not None else preset_dir() / "regression.toml"
+    try:
+        return tomllib.loads(path.read_text())
+    except (OSError, tomllib.TOMLDecodeError) as err:
+        raise InputError(path, f"cannot read the regression settings: {err}") from None
+
+
+def _value(entry):
+    return entry["value"] if isinstance(entry, dict) else entry
+
+
+def crystal_profiles(cry: CrystalInputs, settings: dict) -> dict[str, Profile]:
+    """Covariate profiles of one crystal from its X-ray posterior draws."""
+    knots = int(_value(settings["profiles"]["max_interior_knots"]))
+    try:
+        return {
+            c: estimate_profile(c, COVARIATES[c], cry.covariate_draws[c], cry.xray_edge_um, knots)
+            for c in COVS
+        }
+    except ValueError as err:
+        raise InputError(cry.xray_source, f"cannot estimate covariate profiles: {err}") from None
+
+
+def response_data(name, crystals, profiles, settings) -> ResponseData | None:
+    """Pool response ``name`` over crystals, keeping pixels within the profiles' edge range."""
+    margin = float(_value(settings["profiles"]["extrapolate_um"]))
+    parts, basis, dropped = [], [], 0
+    for k, cry in enumerate(crystals):
+        resp = cry.responses.get(name)
+        if resp is None:
+            basis.append(None)
+            continue
+        b = profiles[k][COVS[0]].basis
+        keep = (resp.edge_um >= b.lo - margin) & (resp.edge_um <= b.hi + margin)
+        if not keep.any():
+            raise InputError(
+                resp.source,
+                f"no {name} data overlap the X-ray posterior's edge distances: "
+                f"{name} spans {resp.edge_um.min():.2f}-{resp.edge_um.max():.2f} um, the X-ray "
+                f"covariates {b.lo:.2f}-{b.hi:.2f} um ({cry.xray_source})",
+            )
+        if not (np.isfinite(resp.value[keep]).all() and np.isfinite(resp.sd[keep]).all()):
+            raise InputError(resp.source, f"{name} posterior holds NaN or infinite values")
+        dropped += int((~keep).sum())
+        parts.append((k, resp.value[keep], resp.sd[keep], resp.edge_um[keep]))
+        basis.append(b(resp.edge_um[keep]))
+    if not parts:
+        return None
+    y = np.concatenate([p[1] for p in parts])
+    crystal = np.concatenate([np.full(p[1].size, p[0]) for p in parts])
+    x = np.concatenate(
+        [np.column_stack([basis[k] @ profiles[k][c].mean for c in COVS]) for k, *_ in parts]
+    )
+    x_scale = x.std(axis=0)
+    if y.size < 3 or y.std() == 0 or np.any(x_scale == 0):
+        raise InputError(
+            None,
+            f"{name}: too few distinct pixels or edge distances to regress on ({y.size} pixels)",
+        )
+    return ResponseData(
+        name,
+        RESPONSES[name][2],
+        y,
+        np.concatenate([p[2] for p in parts]),
+        np.concatenate([p[3] for p in parts]),
+        crystal,
+        basis,
+        float(y.mean()),
+        float(y.std()),
+        x.mean(axis=0),
+        x_scale,
+        dropped,
+    )
+
+
+def _profile_bands(crystals, profiles, prob) -> xr.Dataset:
+    """Covariate profiles with credible bands on a grid of edge distances, per crystal."""
+    out = {}
+    for k in range(len(crystals)):
+        b = profiles[k][COVS[0]].basis
+        grid = np.linspace(b.lo, b.hi, PROFILE_GRID)
+        for c in COVS:
+            mean, lo, hi = profiles[k][c].band(grid, prob)
+            dims = (f"edge_{k}",)
+            out[f"{c}_mean_{k}"] = xr.DataArray(mean, dims=dims, coords={dims[0]: grid})
+            out[f"{c}_lower_{k}"] = xr.DataArray(lo, dims=dims, coords={dims[0]: grid})
+            out[f"{c}_upper_{k}"] = xr.DataArray(hi, dims=dims, coords={dims[0]: grid})
+    ds = xr.Dataset(out)
+    ds.attrs.update(crystals=json.dumps([c.name for c in crystals]), prob=prob)
+    return ds
+
+
+def regress(
+    posteriors,
+    output,
+    *,
+    sampler="numpyro",
+    chains=2,
+    draws=1000,
+    tune=1000,
+    seed=0,
+    progress=True,
+    posterior_predictive=False,
+    ci_prob=0.9,
+    settings_path=None,
+) -> tuple[Path, dict]:
+    """Fit the regression and write ``output`` (regression.nc) atomically.
+
+    Returns the path and a summary dict: β with ``ci_prob`` intervals, collinearity, warnings.
+    """
+    from ..inference.fit import posterior_predictive_draws
+    from ..inference.sample import enable_parallel_chains, sample, write_posterior
+
+    output = Path(output)
+    if output.resolve() in {Path(p).resolve() for p in posteriors}:
+        raise InputError(output, "the output would overwrite an input posterior")
+    settings = load_settings(settings_path)
+    crystals = read_posteriors(posteriors)
+    profiles = [crystal_profiles(c, settings) for c in crystals]
+    responses = [
+        r
+        for name in RESPONSES
+        if (r := response_data(name, crystals, profiles, settings)) is not None
+    ]
+    for r in responses:
+        if r.n_dropped:
+            log.warning(
+                "%s: %d pixels outside the X-ray edge-distance range left out", r.name, r.n_dropped
+            )
+    enable_parallel_chains(chains)
+    n_imp = int(_value(settings["imputation"]["n_imputations"]))
+    model = build_regression_model(
+        responses,
+        profiles,
+        [c.name for c in crystals],
+        settings["priors"],
+        n_imputations=n_imp,
+        seed=seed,
+    )
+    # Slopes of collinear covariates trade off along a ridge: a dense mass matrix (a few hundred
+    # parameters) turns it into a round posterior for NUTS.
+    tree = sample(
+        model,
+        sampler=sampler,
+        chains=chains,
+        draws=draws,
+        tune=tune,
+        seed=seed,
+        progress=progress,
+        dense_mass=True,
+        target_accept=0.95,
+    )
+    if posterior_predictive:
+        pp = posterior_predictive_draws(tree, model, seed, progress).to_dataset()
+        tree["posterior_predictive"] = xr.DataTree(fold_imputations(pp))
+    # Pool the imputations' draws: the posterior integrated over the X-ray profiles.
+    tree["posterior"] = xr.DataTree(fold_imputations(tree["posterior"].to_dataset()))
+    if "observed_data" in tree.children:  # each copy observed the same responses: keep one
+        tree["observed_data"] = xr.DataTree(
+            tree["observed_data"].to_dataset().isel(imputation=0, drop=True)
+        )
+    post = tree["posterior"].to_dataset()
+    limits = {k: float(_value(v)) for k, v in settings["collinearity"].items()}
+    collinearity, warnings = {}, []
+    for j, r in enumerate(responses):
+        design = design_diagnostics(r.mean_covariates(profiles), COVS)
+        bs = post["beta_std"].values[:, :, j, :].reshape(-1, len(COVS))
+        bcorr = posterior_correlation(bs)
+        contr = contraction(bs, float(settings["priors"]["beta_std"]["sigma"]))
+        design["beta_std_posterior_correlation"] = bcorr.round(4).tolist()
+        design["beta_std_contraction"] = dict(zip(COVS, contr.round(3).tolist(), strict=True))
+        design["n_units"], design["n_dropped"] = int(r.y.size), r.n_dropped
+        collinearity[r.name] = design
+        warnings += collinearity_warnings(r.name, design, bcorr, contr, limits)
+    for w in warnings:
+        log.warning("%s", w)
+    const = {f"{r.name}_edge_um": ((f"{r.name}_unit",), r.edge_um) for r in responses}
+    const.update({f"{r.name}_crystal": ((f"{r.name}_unit",), r.crystal) for r in responses})
+    tree["constant_data"] = xr.DataTree(xr.Dataset(const))
+    tree["profiles"] = xr.DataTree(_profile_bands(crystals, profiles, ci_prob))
+    tree.attrs.update(
+        model="regression",
+        imputations=n_imp,
+        crystals=json.dumps([c.name for c in crystals]),
+        sources=json.dumps([s for c in crystals for s in c.sources]),
+        collinearity=json.dumps(collinearity),
+        warnings=json.dumps(warnings),
+        covariate_units=json.dumps(COVARIATES),
+        response_units=json.dumps({r.name: r.unit for r in responses}),
+        bayes_sc_version=__version__,
+    )
+    write_posterior(tree, output)
+    return output, summarise(tree, ci_prob) | {"warnings": warnings}
+
+
+def summarise(tree: xr.DataTree, ci_prob: float = 0.9) -> dict:
+    """β per response and covariate: posterior mean and central ``ci_prob`` interval."""
+    post = tree["posterior"].to_dataset()
+    lo_q, hi_q = 0.5 - ci_prob / 2, 0.5 + ci_prob / 2
+    out = {}
+    for r in post["response"].values:
+        for c in post["covariate"].values:
+            v = post["beta"].sel(response=r, covariate=c).values.ravel()
+            out[f"{r}/{c}"] = {
+                "mean": float(v.mean()),
+                "lower": float(np.quantile(v, lo_q)),
+                "upper": float(np.quantile(v, hi_q)),
+            }
+    return {"beta": out, "ci_prob": ci_prob}

@@ -1,0 +1,163 @@
+"""Reading the posteriors ``regress`` combines: covariate draws and responses per crystal.
+
+Each ``posterior.nc`` (SPEC §7) names its crystal in the attribute ``crystal`` (the manifest's
+``name``; ``fit`` writes it); posteriors of one crystal are combined, whatever model wrote them.
+A crystal needs an X-ray posterior (``a_mean``, ``delta_psi``, ``g_q`` on ``xray_pixel`` with
+``xray_edge_um``) and at least one response: ``tau`` on ``flim_pixel`` (``flim_edge_um``) or
+``blueshift`` on ``pl_point`` (``pl_edge_um``).
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import xarray as xr
+
+from ..errors import InputError
+
+log = logging.getLogger(__name__)
+
+COVARIATES = {"a_mean": "nm", "delta_psi": "degree", "g_q": "percent"}
+#: response -> (dim, edge coordinate, unit)
+RESPONSES = {
+    "blueshift": ("pl_point", "pl_edge_um", "meV"),
+    "tau": ("flim_pixel", "flim_edge_um", "ns"),
+}
+MAX_PROFILE_DRAWS = 2000  # thinned: the profile's covariance needs hundreds of draws, not all
+
+
+@dataclass(frozen=True)
+class Response:
+    """One response of one crystal: per-unit posterior mean and sd at edge distances.
+
+    ``value`` and ``sd`` [unit] summarise each pixel's (point's) marginal posterior; ``edge_um``
+    [µm] places it on the covariate profiles.
+    """
+
+    name: str
+    unit: str
+    value: np.ndarray
+    sd: np.ndarray
+    edge_um: np.ndarray
+    source: str
+
+
+@dataclass
+class CrystalInputs:
+    """Everything ``regress`` needs from one crystal's posteriors."""
+
+    name: str
+    covariate_draws: dict[str, np.ndarray] = field(default_factory=dict)  # (draws, pixels)
+    xray_edge_um: np.ndarray | None = None
+    xray_source: str | None = None
+    responses: dict[str, Response] = field(default_factory=dict)
+    sources: list[str] = field(default_factory=list)
+
+
+def _open(path: Path) -> xr.DataTree:
+    if not path.exists():
+        raise InputError(path, "file not found")
+    try:
+        return xr.open_datatree(path, engine="h5netcdf")
+    except Exception as err:  # noqa: BLE001 - any reader failure is a bad input file
+        raise InputError(path, f"not a readable posterior.nc (netCDF DataTree): {err}") from None
+
+
+def _stacked(post: xr.Dataset, name: str) -> np.ndarray:
+    """(chain·draw, ...) array of a posterior variable."""
+    da = post[name]
+    return da.values.reshape((-1,) + da.shape[2:])
+
+
+def _edge(path: Path, post: xr.Dataset, var: str, dim: str, coord: str) -> np.ndarray:
+    if dim not in post[var].dims:
+        raise InputError(path, f"variable {var!r} is not on dimension {dim!r} (SPEC §7)")
+    if coord not in post.coords:
+        raise InputError(
+            path,
+            f"posterior has no edge distances ({coord!r} on {dim!r}): the regression "
+            "meets modalities through edge distance; refit with bayes-sc fit",
+        )
+    edge = np.asarray(post[coord].values, dtype=float)
+    if not np.all(np.isfinite(edge)):
+        raise InputError(path, f"{coord!r} holds NaN or infinite edge distances")
+    return edge
+
+
+def read_posterior(path, crystals: dict[str, CrystalInputs]) -> None:
+    """Add what ``path`` holds (covariates, responses) to its crystal in ``crystals``."""
+    path = Path(path)
+    tree = _open(path)
+    if "posterior" not in tree.children:
+        raise InputError(path, "no 'posterior' group: not a bayes-sc posterior.nc")
+    post = tree["posterior"].to_dataset()
+    name = str(tree.attrs.get("crystal", "crystal"))
+    cry = crystals.setdefault(name, CrystalInputs(name))
+    found = []
+    if all(c in post for c in COVARIATES):
+        if cry.xray_source is not None:
+            raise InputError(
+                path,
+                f"crystal {name!r} already has an X-ray posterior "
+                f"({cry.xray_source}); give one X-ray posterior per crystal",
+            )
+        edge = _edge(path, post, "a_mean", "xray_pixel", "xray_edge_um")
+        n_total = post.sizes["chain"] * post.sizes["draw"]
+        step = max(1, -(-n_total // MAX_PROFILE_DRAWS))
+        for c in COVARIATES:
+            cry.covariate_draws[c] = _stacked(post, c)[::step]
+        cry.xray_edge_um, cry.xray_source = edge, str(path)
+        found.append("covariates a_mean, delta_psi, g_q")
+    for resp, (dim, coord, unit) in RESPONSES.items():
+        if resp not in post:
+            continue
+        if resp in cry.responses:
+            raise InputError(
+                path,
+                f"crystal {name!r} already has a {resp} posterior ({cry.responses[resp].source})",
+            )
+        edge = _edge(path, post, resp, dim, coord)
+        draws = _stacked(post, resp)
+        # Blueshift is E_peak minus a per-draw centre shared by all points: that shared part
+        # moves every point together and the intercept absorbs it, so each point's own
+        # uncertainty is that of its E_peak.
+        sd = (
+            1000.0 * _stacked(post, "E_peak").std(0)
+            if resp == "blueshift" and "E_peak" in post
+            else draws.std(0)
+        )
+        cry.responses[resp] = Response(resp, unit, draws.mean(0), sd, edge, str(path))
+        found.append(resp)
+    if not found:
+        raise InputError(
+            path,
+            "holds neither the X-ray covariates (a_mean, delta_psi, g_q) nor a response "
+            "(tau, blueshift)",
+        )
+    cry.sources.append(str(path))
+    log.info("%s: crystal %r, %s", path, name, ", ".join(found))
+
+
+def read_posteriors(paths) -> list[CrystalInputs]:
+    """Read every posterior and group them by crystal; check each crystal is complete."""
+    crystals: dict[str, CrystalInputs] = {}
+    for p in paths:
+        read_posterior(p, crystals)
+    for cry in crystals.values():
+        where = ", ".join(cry.sources)
+        if cry.xray_source is None:
+            raise InputError(
+                None,
+                f"crystal {cry.name!r} ({where}) has no X-ray posterior "
+                "(a_mean, delta_psi, g_q): nothing to regress on",
+            )
+        if not cry.responses:
+            raise InputError(
+                None,
+                f"crystal {cry.name!r} ({where}) has no response posterior "
+                "(tau from --model flim, blueshift from --model pl)",
+            )
+    return list(crystals.values())

@@ -1,0 +1,141 @@
+"""Covariate profiles against edge distance, estimated from an X-ray posterior (SPEC §5).
+
+The optical responses and the X-ray fields come from different crystals, so they meet through
+edge distance: each covariate (⟨a⟩, δψ, g_q) is summarised by a smooth profile f(e) = B(e) w,
+a B-spline in edge distance e [µm] with coefficients w. Its uncertainty has two parts, both
+carried into the regression:
+
+- the X-ray posterior's: every posterior draw of the field gets its own least-squares profile
+  (w_d = P x_d), and the spread of the w_d over draws is the fields' measurement uncertainty;
+- the profile's own sampling error: pixels scatter about the profile (real pixel-to-pixel
+  structure), so a finite crystal pins the profile only to s² (BᵀB)⁻¹, s² the residual
+  variance of the posterior-mean field about its profile. s² also holds the posterior means'
+  own errors, so this part is conservative by at most the fields' posterior variance.
+
+The profile coefficients are then Gaussian, N(m, C): ``C = Cov_d(w_d) + s² (BᵀB)⁻¹``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from scipy.interpolate import BSpline
+
+
+@dataclass(frozen=True)
+class SplineBasis:
+    """A clamped B-spline basis on the edge-distance range [lo, hi] [µm].
+
+    Attributes
+    ----------
+    knots : full knot vector [µm].
+    degree : polynomial degree (3 where the data allow, lower for a handful of distinct edges).
+    lo, hi : the range the basis was built on [µm]; outside it the polynomial pieces continue.
+    """
+
+    knots: np.ndarray
+    degree: int
+    lo: float
+    hi: float
+
+    @property
+    def size(self) -> int:
+        return len(self.knots) - self.degree - 1
+
+    def __call__(self, edge_um) -> np.ndarray:
+        """Design matrix (n, size) at edge distances ``edge_um`` [µm]."""
+        e = np.asarray(edge_um, dtype=float)
+        return BSpline.design_matrix(e, self.knots, self.degree, extrapolate=True).toarray()
+
+
+def spline_basis(edge_um, max_interior_knots: int = 2) -> SplineBasis:
+    """A B-spline basis fitting the distinct values of ``edge_um`` [µm].
+
+    Cubic with up to ``max_interior_knots`` interior knots at quantiles of the distinct edge
+    distances; fewer distinct values (a small scan) lower the degree and the knots so that the
+    least-squares profile stays determined (size ≤ distinct values).
+    """
+    unique = np.unique(np.round(np.asarray(edge_um, dtype=float), 9))
+    if unique.size < 2:
+        raise ValueError("a profile needs at least two distinct edge distances")
+    degree = int(min(3, unique.size - 1))
+    n_interior = int(np.clip(unique.size - degree - 1, 0, max_interior_knots))
+    lo, hi = float(unique[0]), float(unique[-1])
+    interior = np.quantile(unique, np.linspace(0, 1, n_interior + 2)[1:-1])
+    knots = np.concatenate([[lo] * (degree + 1), interior, [hi] * (degree + 1)])
+    return SplineBasis(knots, degree, lo, hi)
+
+
+@dataclass(frozen=True)
+class Profile:
+    """One covariate's profile against edge distance: coefficients N(mean, cov) on ``basis``.
+
+    Attributes
+    ----------
+    name : covariate name (``a_mean``, ``delta_psi``, ``g_q``).
+    unit : its unit (nm, degree, percent).
+    basis : the B-spline basis.
+    mean, cov : (K,), (K, K) Gaussian of the coefficients.
+    draw_cov : (K, K) the part of ``cov`` from the X-ray posterior's draws.
+    residual_sd : sd of the posterior-mean field about its profile [covariate unit].
+    """
+
+    name: str
+    unit: str
+    basis: SplineBasis
+    mean: np.ndarray
+    cov: np.ndarray
+    draw_cov: np.ndarray
+    residual_sd: float
+
+    def chol(self) -> np.ndarray:
+        """Lower Cholesky factor of ``cov`` (with a tiny jitter for rank-deficient draws)."""
+        jitter = 1e-12 * max(float(np.trace(self.cov)) / len(self.cov), 1e-30)
+        return np.linalg.cholesky(self.cov + jitter * np.eye(len(self.cov)))
+
+    def evaluate(self, edge_um) -> np.ndarray:
+        """Posterior-mean profile at ``edge_um`` [covariate unit]."""
+        return self.basis(edge_um) @ self.mean
+
+    def band(self, edge_um, prob: float = 0.9) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(mean, lower, upper) of the profile at ``edge_um`` with a central ``prob`` band."""
+        from scipy.stats import norm
+
+        B = self.basis(edge_um)
+        mean = B @ self.mean
+        sd = np.sqrt(np.einsum("ij,jk,ik->i", B, self.cov, B))
+        z = norm.ppf(0.5 + prob / 2)
+        return mean, mean - z * sd, mean + z * sd
+
+
+def estimate_profile(name, unit, draws, edge_um, max_interior_knots: int = 2) -> Profile:
+    """Profile of one covariate from its posterior draws.
+
+    Parameters
+    ----------
+    name, unit
+        Covariate name and unit.
+    draws
+        (n_draws, n_pixels) posterior draws of the field [unit].
+    edge_um
+        (n_pixels,) edge distance of every pixel [µm].
+    max_interior_knots
+        Interior knots of the cubic spline (flexibility of the profile).
+    """
+    draws = np.asarray(draws, dtype=float)
+    basis = spline_basis(edge_um, max_interior_knots)
+    B = basis(edge_um)
+    n, k = B.shape
+    if n <= k:
+        raise ValueError(f"{n} pixels cannot pin a {k}-coefficient profile")
+    gram_inv = np.linalg.inv(B.T @ B)
+    proj = gram_inv @ B.T  # (K, n): least-squares coefficients of any field
+    w = draws @ proj.T  # (n_draws, K)
+    field_mean = draws.mean(axis=0)
+    resid = field_mean - B @ (proj @ field_mean)
+    s2 = float(resid @ resid) / (n - k)
+    draw_cov = np.atleast_2d(np.cov(w, rowvar=False))
+    return Profile(
+        name, unit, basis, w.mean(axis=0), draw_cov + s2 * gram_inv, draw_cov, float(np.sqrt(s2))
+    )

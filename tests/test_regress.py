@@ -1,0 +1,226 @@
+"""The structure → optics regression: profiles, collinearity, model, recovery, bad input."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import xarray as xr
+
+from bayes_sc.errors import InputError
+from bayes_sc.presets import available_presets, load_preset
+from bayes_sc.regress import load_settings, regress
+from bayes_sc.regress.collinearity import collinearity_warnings, design_diagnostics
+from bayes_sc.regress.profiles import estimate_profile, spline_basis
+from bayes_sc.simulate.posteriors import synthetic_crystal
+
+SEPARABLE = {"a_mean": 0.25, "delta_psi": 1.0, "g_q": 20.0}
+LIMITS = {k: v["value"] for k, v in load_settings()["collinearity"].items()}
+
+
+def _preset(separable: bool) -> dict:
+    preset = load_preset("cspbbr2cl")
+    if not separable:
+        return preset
+    sim = dict(preset["simulate"])
+    sim["xray"] = dict(sim["xray"], profile_scale_um=SEPARABLE)
+    return dict(preset, simulate=sim)
+
+
+# --- profiles ------------------------------------------------------------------------------------
+
+
+def test_spline_basis_is_a_partition_of_unity_and_adapts_to_few_edges():
+    e = np.linspace(0.5, 4.0, 40)
+    basis = spline_basis(e, max_interior_knots=2)
+    B = basis(e)
+    assert B.shape == (40, 6) and basis.degree == 3
+    np.testing.assert_allclose(B.sum(axis=1), 1.0, atol=1e-12)
+    few = spline_basis([0.5, 1.0, 0.5, 1.0, 1.12])  # 3 distinct edge distances (a 6x6 scan)
+    assert few.size <= 3 and few.degree == 2
+    with pytest.raises(ValueError, match="two distinct"):
+        spline_basis([0.5, 0.5])
+
+
+def test_profile_band_covers_the_true_profile_at_its_nominal_rate(rng):
+    """Fields scatter about a smooth profile; each replicate's 90 % band at five edge
+    distances must cover the truth 90 % of the time (400 replicates: MC error 0.7 %)."""
+    e = np.repeat(np.linspace(0.5, 4.0, 15), 8)
+    truth = lambda x: 8.0 + 2.5 * (1 - np.exp(-x / 1.2))  # noqa: E731
+    at = np.array([0.6, 1.0, 2.0, 3.0, 3.9])
+    covered = []
+    for _ in range(400):
+        field = truth(e) + 0.1 * rng.standard_normal(e.size)
+        draws = field + 0.03 * rng.standard_normal((200, e.size))  # posterior noise
+        prof = estimate_profile("a_mean", "nm", draws, e)
+        _, lo, hi = prof.band(at, 0.9)
+        covered.append((lo <= truth(at)) & (truth(at) <= hi))
+    rate = np.mean(covered)
+    # The band is conservative by at most the posterior noise (0.03 on 0.1 scatter).
+    assert 0.88 <= rate <= 0.95, rate
+
+
+def test_profile_covariance_adds_draw_spread_to_the_fit_error(rng):
+    e = np.linspace(0.5, 4.0, 60)
+    field = np.sin(e) + 0.05 * rng.standard_normal(e.size)
+    fixed = estimate_profile("g_q", "percent", np.tile(field, (50, 1)), e)
+    np.testing.assert_allclose(fixed.draw_cov, 0.0, atol=1e-20)
+    noisy = estimate_profile("g_q", "percent", field + 0.2 * rng.standard_normal((500, 60)), e)
+    assert np.all(np.diag(noisy.cov) > np.diag(fixed.cov))
+    assert 0.03 < fixed.residual_sd < 0.07
+
+
+# --- collinearity --------------------------------------------------------------------------------
+
+
+def test_collinearity_diagnostics_and_warning_on_designed_cases(rng):
+    e = rng.uniform(0, 4, 500)
+    collinear = np.column_stack(
+        [1 - np.exp(-e / 1.2), 2 * (1 - np.exp(-e / 1.2)) + 1e-3 * rng.standard_normal(500), e]
+    )
+    separable = rng.standard_normal((500, 3))
+    names = ["a_mean", "delta_psi", "g_q"]
+    d_col, d_sep = design_diagnostics(collinear, names), design_diagnostics(separable, names)
+    assert d_col["condition_number"] > 100 and d_sep["condition_number"] < 2
+    quiet = collinearity_warnings("tau", d_sep, np.eye(3), np.full(3, 0.95), LIMITS)
+    assert quiet == []
+    bcorr = np.eye(3)
+    bcorr[0, 1] = bcorr[1, 0] = -0.97
+    loud = collinearity_warnings("tau", d_col, bcorr, np.array([0.3, 0.3, 0.9]), LIMITS)
+    assert len(loud) == 1
+    assert "cannot fully separate" in loud[0] and "a_mean and delta_psi" in loud[0]
+
+
+def test_regression_toml_is_not_listed_as_a_material():
+    assert "regression" not in available_presets()
+
+
+# --- the model, end to end on calibrated synthetic posteriors ------------------------------------
+
+
+@pytest.fixture(scope="module")
+def crystals(tmp_path_factory):
+    """Two small synthetic crystals: collinear profiles (the default preset) and separable ones."""
+    out = tmp_path_factory.mktemp("regress")
+    rng = np.random.default_rng(11)
+    col = synthetic_crystal(out / "col", _preset(False), rng, name="C", scan=(14, 14))
+    sep = synthetic_crystal(out / "sep", _preset(True), rng, name="S", scan=(14, 14))
+    return col, sep
+
+
+def _files(c):
+    return [c["xray"], c["flim"], c["pl"]]
+
+
+def test_regression_structure_diagnostics_and_collinearity_warning(crystals, tmp_path):
+    """The default preset's ⟨a⟩ and δψ profiles share one shape in edge distance: their slopes
+    cannot be separated, and regress must say so; what the data do determine, the law's
+    prediction of the response from edge to centre, must cover the truth."""
+    col, _ = crystals
+    out = tmp_path / "regression.nc"
+    _, summary = regress(_files(col), out, draws=300, tune=400, seed=1, progress=False)
+    tree = xr.open_datatree(out)
+    post = tree["posterior"].to_dataset()
+    n_imp = tree.attrs["imputations"]
+    assert post["beta"].dims == ("chain", "draw", "response", "covariate")
+    assert post.sizes["draw"] == 300 * n_imp  # the imputations' draws pooled
+    assert list(post["response"].values) == ["blueshift", "tau"]
+    assert list(post["covariate"].values) == ["a_mean", "delta_psi", "g_q"]
+    for name in ("beta_std", "intercept", "sigma"):
+        assert name in post
+    assert post["intercept"].dims[2:] == ("response",) and post["sigma"].dims[2:] == ("response",)
+    assert int(tree["sample_stats"]["diverging"].sum()) == 0
+    assert "profiles" in tree.children and "constant_data" in tree.children
+    assert any("a_mean and delta_psi" in w for w in summary["warnings"]), summary["warnings"]
+    assert json.loads(tree.attrs["warnings"]) == summary["warnings"]
+    # The law's prediction between the outermost and innermost X-ray edge distances.
+    preset = _preset(False)
+    from bayes_sc.simulate.fields import structural_profiles
+
+    bands = tree["profiles"].to_dataset()
+    edges = bands["edge_0"].values[[0, -1]]
+    prof = structural_profiles(edges, preset["simulate"]["xray"])
+    for r in ("tau", "blueshift"):
+        d_true = sum(col["beta"][r][c] * (prof[c][1] - prof[c][0]) for c in prof)
+        d_post = sum(
+            post["beta"].sel(response=r, covariate=c).values
+            * (bands[f"{c}_mean_0"].values[-1] - bands[f"{c}_mean_0"].values[0])
+            for c in prof
+        )
+        lo, hi = np.quantile(d_post, [0.005, 0.995])  # 99 %: two checks, either may fail
+        assert lo <= d_true <= hi, (r, d_true, lo, hi)
+
+
+def test_pooled_model_has_crystal_level_slopes(crystals, tmp_path):
+    import pymc as pm
+
+    from bayes_sc.regress import crystal_profiles, response_data
+    from bayes_sc.regress.inputs import read_posteriors
+    from bayes_sc.regress.model import build_regression_model
+
+    col, sep = crystals
+    settings = load_settings()
+    cry = read_posteriors(_files(col) + _files(sep))
+    assert [c.name for c in cry] == ["C", "S"]
+    profiles = [crystal_profiles(c, settings) for c in cry]
+    resp = [response_data(n, cry, profiles, settings) for n in ("blueshift", "tau")]
+    model = build_regression_model(resp, profiles, ["C", "S"], settings["priors"])
+    names = {v.name for v in model.free_RVs}
+    assert {"beta_std", "beta_crystal_sd", "beta_crystal_z", "intercept_crystal_z"} <= names
+    assert model.named_vars_to_dims["beta_crystal"] == (
+        "imputation",
+        "crystal",
+        "response",
+        "covariate",
+    )
+    assert model.named_vars_to_dims["tau_obs"] == ("imputation", "tau_unit")
+    assert np.isfinite(model.compile_logp()(model.initial_point()))
+    assert isinstance(model, pm.Model)
+
+
+# --- bad input -----------------------------------------------------------------------------------
+
+
+def _write(ds, attrs, path):
+    tree = xr.DataTree.from_dict({"posterior": ds})
+    tree.attrs.update(attrs)
+    tree.to_netcdf(path)
+
+
+def test_posterior_without_edge_distances_is_refused_and_nothing_written(crystals, tmp_path):
+    col, _ = crystals
+    tree = xr.open_datatree(col["flim"])
+    ds = tree["posterior"].to_dataset().drop_vars("flim_edge_um")
+    bad = tmp_path / "flim_noedge.nc"
+    _write(ds, tree.attrs, bad)
+    out = tmp_path / "r.nc"
+    with pytest.raises(InputError, match="no edge distances") as err:
+        regress([col["xray"], bad], out, progress=False)
+    assert str(bad) in str(err.value)
+    assert not out.exists() and not list(tmp_path.glob("r.nc*"))
+
+
+def test_responses_without_edge_overlap_are_refused(crystals, tmp_path):
+    col, _ = crystals
+    tree = xr.open_datatree(col["flim"])
+    ds = tree["posterior"].to_dataset()
+    ds = ds.assign_coords(flim_edge_um=ds["flim_edge_um"] + 50.0)  # far inside a huge crystal
+    bad = tmp_path / "flim_far.nc"
+    _write(ds, tree.attrs, bad)
+    out = tmp_path / "r.nc"
+    with pytest.raises(InputError, match="overlap"):
+        regress([col["xray"], bad], out, progress=False)
+    assert not out.exists()
+
+
+def test_crystal_without_xray_posterior_and_unreadable_files(crystals, tmp_path):
+    col, _ = crystals
+    with pytest.raises(InputError, match="no X-ray posterior"):
+        regress([col["flim"]], tmp_path / "r.nc", progress=False)
+    junk = tmp_path / "junk.nc"
+    junk.write_text("not netcdf")
+    with pytest.raises(InputError, match="junk.nc.*not a readable posterior"):
+        regress([junk], tmp_path / "r.nc", progress=False)
+    with pytest.raises(InputError, match="overwrite"):
+        regress([col["xray"], col["flim"]], col["flim"], progress=False)
