@@ -313,20 +313,6 @@ def _regress_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--quiet", action="store_true", help="no progress bars")
 
 
-def print_betas(summary: dict) -> None:
-    """Print β with their credible intervals, one line per response and covariate."""
-    pct = round(100 * summary["ci_prob"])
-    print(f"beta (natural units per unit covariate) with {pct} % credible intervals:")
-    units = {"a_mean": "nm", "delta_psi": "degree", "g_q": "percent"}
-    resp_units = {"tau": "ns", "blueshift": "meV"}
-    for key, b in summary["beta"].items():
-        r, c = key.split("/")
-        print(f"  {r:>9} ~ {c:<9} {b['mean']:+10.4g}  [{b['lower']:+.4g}, {b['upper']:+.4g}] "
-              f"{resp_units.get(r, '')}/{units.get(c, '')}")  # fmt: skip
-    for w in summary.get("warnings", []):
-        print(f"warning: {w}")
-
-
 @command("regress", "blueshift and tau against <a>, delta_psi and g_q", _regress_args)
 def _regress(args: argparse.Namespace) -> int:
     import logging
@@ -344,7 +330,9 @@ def _regress(args: argparse.Namespace) -> int:
         tune=args.tune, seed=args.seed, progress=not args.quiet, ci_prob=args.ci_prob,
         posterior_predictive=args.posterior_predictive,
     )  # fmt: skip
-    print_betas(summary)
+    from .regress import format_betas
+
+    print(format_betas(summary))
     print(f"wrote {out}")
     return 0
 
@@ -361,6 +349,9 @@ def _demo(args: argparse.Namespace) -> int:
     print(f"manifest: {manifest}")
     summary = reduce_dataset(manifest, Path(args.outdir) / "reduced.h5", progress=True)
     _print_reduce_summary(summary)
+    from .demo import fit_and_regress
+
+    fit_and_regress(args.outdir, Path(args.outdir) / "reduced.h5", progress=True)
     return 0
 
 

@@ -327,7 +327,11 @@ def test_simulate_arguments(fake_simulate, tmp_path, capsys):
 
 def test_demo(fake_simulate, tmp_path, capsys, monkeypatch):
     monkeypatch.chdir(tmp_path)
+    fitted = []  # the fits and the regression have their own tests; here only the wiring
+    monkeypatch.setattr("bayes_sc.demo.fit_and_regress",
+                        lambda outdir, reduced, **kw: fitted.append((outdir, reduced)))  # fmt: skip
     assert main(["demo"]) == 0
+    assert fitted == [(Path("demo_out"), Path("demo_out") / "reduced.h5")]
     assert fake_simulate[0]["outdir"] == Path("demo_out")
     assert fake_simulate[0]["scan_shape"] == (6, 6) and fake_simulate[0]["seed"] == 0
     out = capsys.readouterr().out
