@@ -9,8 +9,8 @@ three crystals pooled against the first crystal alone.
 
     python benchmarks/regress_coverage.py --replicates 20 [--separable] [--pool 3]
 
-``--separable`` gives the covariates different edge-distance profile scales (⟨a⟩ 0.25 µm,
-δψ 1.0 µm, g_q 20 µm), the default preset's are collinear (⟨a⟩ and δψ share one shape).
+``--separable`` gives the covariates different edge-distance profile scales (⟨a⟩ 0.6 µm,
+δψ 2.0 µm, g_q 20 µm), the default preset's are collinear (⟨a⟩ and δψ share one shape).
 """
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ from bayes_sc.presets import load_preset
 from bayes_sc.regress import regress
 from bayes_sc.simulate.posteriors import synthetic_crystal
 
-SEPARABLE = {"a_mean": 0.25, "delta_psi": 1.0, "g_q": 20.0}
+SEPARABLE = {"a_mean": 0.6, "delta_psi": 2.0, "g_q": 20.0}
 
 
 def run_one(paths_list, out, seed, draws):

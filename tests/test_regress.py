@@ -224,3 +224,20 @@ def test_crystal_without_xray_posterior_and_unreadable_files(crystals, tmp_path)
         regress([junk], tmp_path / "r.nc", progress=False)
     with pytest.raises(InputError, match="overwrite"):
         regress([col["xray"], col["flim"]], col["flim"], progress=False)
+
+
+def test_regress_command_line(crystals, tmp_path, capsys):
+    from bayes_sc.cli import main
+
+    col, _ = crystals
+    out = tmp_path / "regression.nc"
+    args = ["regress", *map(str, _files(col)), "-o", str(out), "--draws", "100", "--tune", "200"]
+    assert main([*args, "--quiet"]) == 0
+    text = capsys.readouterr().out
+    assert "with 90 % credible intervals" in text and "tau ~ a_mean" in text
+    assert "ns/nm" in text and f"wrote {out}" in text and out.exists()
+    # bad input: one line on stderr, exit status 2, nothing written
+    missing = tmp_path / "nope.nc"
+    assert main(["regress", str(missing), "-o", str(tmp_path / "r2.nc")]) == 2
+    err = capsys.readouterr().err
+    assert "nope.nc: file not found" in err and not (tmp_path / "r2.nc").exists()

@@ -220,6 +220,9 @@ def regress(
         log.warning("%s", w)
     const = {f"{r.name}_edge_um": ((f"{r.name}_unit",), r.edge_um) for r in responses}
     const.update({f"{r.name}_crystal": ((f"{r.name}_unit",), r.crystal) for r in responses})
+    # Each pixel's response (posterior mean, sd) against edge distance: the report's profiles.
+    const.update({f"{r.name}_mean": ((f"{r.name}_unit",), r.y) for r in responses})
+    const.update({f"{r.name}_sd": ((f"{r.name}_unit",), r.se) for r in responses})
     tree["constant_data"] = xr.DataTree(xr.Dataset(const))
     tree["profiles"] = xr.DataTree(_profile_bands(crystals, profiles, ci_prob))
     tree.attrs.update(
