@@ -12,7 +12,12 @@ import time
 from pathlib import Path
 
 #: Sampler settings of the demo: (tune, draws) per model; short but with clean diagnostics.
-DEMO_SETTINGS = {"xray": (1000, 1000), "flim": (1000, 1000), "pl": (500, 500), "regress": (500, 300)}
+DEMO_SETTINGS = {
+    "xray": (1000, 1000),
+    "flim": (1000, 1000),
+    "pl": (500, 500),
+    "regress": (500, 300),
+}
 
 
 def diagnostics_line(path) -> str:

@@ -9,8 +9,8 @@ carried into the regression:
   (w_d = P x_d), and the spread of the w_d over draws is the fields' measurement uncertainty;
 - the profile's own sampling error: pixels scatter about the profile (real pixel-to-pixel
   structure), so a finite crystal pins the profile only to s² (BᵀB)⁻¹, s² the residual
-  variance of the posterior-mean field about its profile. s² also holds the posterior means'
-  own errors, so this part is conservative by at most the fields' posterior variance.
+  variance of the fields about their profile, estimated from the posterior-mean field's
+  residuals less the part its own errors (the posterior variance) contribute.
 
 The profile coefficients are then Gaussian, N(m, C): ``C = Cov_d(w_d) + s² (BᵀB)⁻¹``.
 """
@@ -78,7 +78,7 @@ class Profile:
     basis : the B-spline basis.
     mean, cov : (K,), (K, K) Gaussian of the coefficients.
     draw_cov : (K, K) the part of ``cov`` from the X-ray posterior's draws.
-    residual_sd : sd of the posterior-mean field about its profile [covariate unit].
+    residual_sd : estimated sd of the true field about its profile [covariate unit].
     """
 
     name: str
@@ -134,7 +134,13 @@ def estimate_profile(name, unit, draws, edge_um, max_interior_knots: int = 2) ->
     w = draws @ proj.T  # (n_draws, K)
     field_mean = draws.mean(axis=0)
     resid = field_mean - B @ (proj @ field_mean)
-    s2 = float(resid @ resid) / (n - k)
+    # The posterior means scatter about the profile by the fields' real pixel-to-pixel
+    # departures δ plus their own errors e (variance ≈ the posterior variance v): the residual
+    # sum of squares is ≈ (n − K) σ_δ² + Σ v_i (1 − h_ii). The draws already carry e (draw_cov),
+    # so only σ_δ² belongs in the sampling-error term (moment estimate, floored at 0).
+    leverage = np.einsum("ij,ji->i", B, proj)
+    v = draws.var(axis=0)
+    s2 = max(float(resid @ resid - v @ (1.0 - leverage)) / (n - k), 0.0)
     draw_cov = np.atleast_2d(np.cov(w, rowvar=False))
     return Profile(
         name, unit, basis, w.mean(axis=0), draw_cov + s2 * gram_inv, draw_cov, float(np.sqrt(s2))
