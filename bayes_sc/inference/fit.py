@@ -12,6 +12,7 @@ import xarray as xr
 from ..errors import InputError
 from ..io.manifest import read_manifest
 from ..presets import load_preset
+from ..provenance import step_provenance
 from .sample import sample, write_posterior
 
 log = logging.getLogger(__name__)
@@ -211,4 +212,7 @@ def fit(source, output, *, model="xray", crop=None, crystal_mask=None, flim_bin=
                             crystal_mask=mask, **settings)  # fmt: skip
         # The crystal's name groups posteriors of one supercrystal in ``regress``.
         tree.attrs.update(crystal=name, material=material)
+        run = dict(model=model, crop=crop, crystal_mask=crystal_mask, flim_bin=flim_bin,
+                   flim_merge=flim_merge, likelihood=likelihood, **settings)  # fmt: skip
+        tree.attrs.update(step_provenance([source, crystal_mask], run, settings.get("seed", 0)))
     return write_posterior(tree, output)

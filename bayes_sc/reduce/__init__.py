@@ -22,6 +22,7 @@ from ..io.irf import read_irf
 from ..io.manifest import Manifest, read_manifest
 from ..io.pl_spectra import read_pl_spectra
 from ..io.ptu import read_flim_image
+from ..provenance import step_provenance
 from .bins import BinMap, build_bin_map
 from .frames import Binner, reduce_frames
 
@@ -60,6 +61,7 @@ def reduce_dataset(manifest, out_path, *, workers: int = 2, progress: bool = Tru
             manifest=str(man.path),
             bayes_sc_version=__version__,
         )
+        h5.attrs.update(step_provenance([man.path], {}))  # inputs' hashes: batch resumes on them
         if man.xray is not None:
             summary["xray"] = _reduce_xray(man, h5.create_group("xray"), workers, progress)
         if man.flim is not None:

@@ -21,6 +21,7 @@ import xarray as xr
 from .. import __version__
 from ..errors import InputError
 from ..presets import preset_dir
+from ..provenance import step_provenance
 from .collinearity import (
     collinearity_warnings,
     contraction,
@@ -236,6 +237,10 @@ def regress(
         response_units=json.dumps({r.name: r.unit for r in responses}),
         bayes_sc_version=__version__,
     )
+    run = dict(sampler=sampler, chains=chains, draws=draws, tune=tune, ci_prob=ci_prob,
+               posterior_predictive=posterior_predictive)  # fmt: skip
+    toml = Path(settings_path) if settings_path is not None else preset_dir() / "regression.toml"
+    tree.attrs.update(step_provenance([*posteriors, toml], run, seed))
     write_posterior(tree, output)
     return output, summarise(tree, ci_prob) | {"warnings": warnings}
 
