@@ -1,0 +1,244 @@
+"""The steps of ``bayes-sc batch`` as Dask tasks: reduce, fit, report, regress.
+
+Each task runs on a worker, never raises (an error becomes a step record with status
+``failed``), and first checks whether its output already exists, is complete and was made from
+the same inputs (SHA-256) and settings: then it does nothing (status ``skipped``). Outputs are
+written under a temporary name and renamed, so an interrupted step leaves nothing that looks
+complete. A step whose upstream step failed is ``not run``.
+
+A step record is a dict: ``step``, ``status`` (ok, skipped, failed, not run), ``error``,
+``output``, ``output_hash`` (SHA-256 of the output, what downstream steps compare), ``seconds``
+and, for the reduction, ``inputs`` (the crystal's input files and their hashes).
+
+This module imports nothing heavy at import time: a worker unpickling a task imports it before
+:func:`limit_threads` can configure JAX.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+import sys
+import tempfile
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from .errors import InputError
+from .provenance import file_hash, hash_inputs, input_files, matches, provenance
+
+#: Models the batch fits, in this order, when the manifest has data for them.
+BATCH_MODELS = ("xray", "flim", "pl")
+REPORT_PROVENANCE = "provenance.json"
+
+
+@dataclass(frozen=True)
+class BatchSettings:
+    """What every crystal of a batch is fitted and reported with."""
+
+    models: tuple[str, ...] = BATCH_MODELS
+    sampler: str = "numpyro"
+    chains: int = 2
+    draws: int | None = None  # None: each model's default (``bayes-sc fit``)
+    tune: int = 1000
+    seed: int = 0
+    report: bool = True
+    regress: bool = True
+    ci_prob: float = 0.9
+
+    def fit_kwargs(self, model: str) -> dict:
+        """Every keyword of :func:`bayes_sc.inference.fit.fit`, explicit: the posterior's
+        recorded settings are then exactly these, and the rerun check compares like with like."""
+        kw = dict(model=model, crop=None, crystal_mask=None, flim_bin=1, flim_merge=None,
+                  likelihood="summary", sampler=self.sampler, chains=self.chains,
+                  tune=self.tune, seed=self.seed)  # fmt: skip
+        if self.draws is not None:  # fit drops draws=None (the model's default) from its record
+            kw["draws"] = self.draws
+        return kw
+
+    def regress_kwargs(self) -> dict:
+        """Keywords of :func:`bayes_sc.regress.regress` (the ones it records, plus the seed)."""
+        return dict(sampler=self.sampler, chains=self.chains, tune=self.tune, seed=self.seed,
+                    draws=1000 if self.draws is None else self.draws, ci_prob=self.ci_prob,
+                    posterior_predictive=False)  # fmt: skip
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+def limit_threads() -> None:
+    """One JAX device and one compute thread per worker thread (call before JAX starts).
+
+    ``fit`` asks XLA for as many host devices as cores so that numpyro runs chains in
+    parallel; in a Dask worker process that already owns one core, that would put
+    ``workers × cores`` busy threads on the machine. With one device numpyro draws the chains
+    one after another, inside the worker's share.
+    """
+    if "jax" not in sys.modules:
+        flags = os.environ.get("XLA_FLAGS", "")
+        if "xla_force_host_platform_device_count" not in flags:
+            flags += " --xla_force_host_platform_device_count=1"
+        if "xla_cpu_multi_thread_eigen" not in flags:
+            flags += " --xla_cpu_multi_thread_eigen=false"
+        os.environ["XLA_FLAGS"] = flags.strip()
+    for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
+        os.environ.setdefault(var, "1")
+    # PyMC's notes on every fit ("Only 20 samples per chain", the list of sampled variables)
+    # would interleave across workers; warnings (divergences) still show.
+    logging.getLogger("pymc").setLevel(logging.WARNING)
+
+
+def error_text(exc: BaseException) -> str:
+    """An exception as one line: the message of bad input, else its type and message."""
+    text = str(exc) if isinstance(exc, InputError | OSError) else f"{type(exc).__name__}: {exc}"
+    return " ".join(text.split()) or type(exc).__name__
+
+
+def _record(step: str, status: str, t0: float, **fields) -> dict:
+    rec = dict(step=step, status=status, error=None, output=None, output_hash=None)
+    rec.update(fields)
+    rec["seconds"] = round(time.perf_counter() - t0, 3)
+    return rec
+
+
+def _not_run(step: str, upstream: dict | None) -> dict | None:
+    if upstream is None or upstream["status"] in ("ok", "skipped"):
+        return None
+    return _record(step, "not run", time.perf_counter(), error=f"{upstream['step']} failed")
+
+
+def reduce_task(manifest: str, crystal_dir: str) -> dict:
+    """Reduce a crystal's data into ``crystal_dir/reduced.h5`` unless it is current."""
+    t0 = time.perf_counter()
+    limit_threads()
+    try:
+        inputs = hash_inputs(input_files(manifest))
+        out = Path(crystal_dir) / "reduced.h5"
+        from .provenance import read_attrs
+
+        status = "skipped"
+        if not (out.is_file() and matches(read_attrs(out), inputs, {}, None)):
+            from .reduce import reduce_dataset
+
+            reduce_dataset(manifest, out, workers=1, progress=False)
+            status = "ok"
+        return _record("reduce", status, t0, output=str(out), output_hash=file_hash(out),
+                       inputs=inputs)  # fmt: skip
+    except Exception as exc:  # recorded: the batch goes on with the other crystals
+        return _record("reduce", "failed", t0, error=error_text(exc))
+
+
+def fit_task(reduced: dict, crystal_dir: str, model: str, settings: BatchSettings) -> dict:
+    """Fit ``model`` to the reduced data into ``crystal_dir/posterior_<model>.nc``."""
+    step = f"fit_{model}"
+    if (skip := _not_run(step, reduced)) is not None:
+        return skip
+    t0 = time.perf_counter()
+    limit_threads()
+    try:
+        from .provenance import read_attrs
+
+        src = Path(reduced["output"]).resolve()
+        out = Path(crystal_dir) / f"posterior_{model}.nc"
+        kw = settings.fit_kwargs(model)
+        status = "skipped"
+        current = {str(src): reduced["output_hash"]}
+        if not (out.is_file() and matches(read_attrs(out), current, kw, settings.seed)):
+            from .inference.fit import fit
+
+            fit(src, out, progress=False, **kw)
+            status = "ok"
+        return _record(step, status, t0, output=str(out), output_hash=file_hash(out))
+    except Exception as exc:
+        return _record(step, "failed", t0, error=error_text(exc))
+
+
+def report_task(posterior: dict, crystal_dir: str, model: str, ci_prob: float) -> dict:
+    """Write the report of one posterior into ``crystal_dir/report_<model>/``.
+
+    The report is written into a hidden temporary folder, which gets a ``provenance.json``
+    (the posterior's hash and ``ci_prob``) last and is then renamed into place: a folder
+    without a matching ``provenance.json`` is never taken for a finished report.
+    """
+    step = f"report_{model}"
+    if (skip := _not_run(step, posterior)) is not None:
+        return skip
+    t0 = time.perf_counter()
+    limit_threads()
+    final = Path(crystal_dir) / f"report_{model}"
+    inputs = {str(Path(posterior["output"]).resolve()): posterior["output_hash"]}
+    settings = {"ci_prob": ci_prob}
+    try:
+        prov = final / REPORT_PROVENANCE
+        try:
+            done = matches(json.loads(prov.read_text()), inputs, settings, None)
+        except (OSError, ValueError):
+            done = False
+        if done:
+            report_md = json.loads(prov.read_text()).get("report", "")
+            return _record(step, "skipped", t0, output=str(final / report_md))
+        from .report import write_report  # imported here: the report layer is optional
+
+        tmp = Path(tempfile.mkdtemp(prefix=f".report_{model}.", dir=crystal_dir))
+        try:
+            md = Path(write_report(posterior["output"], tmp / "report", ci_prob=ci_prob))
+            rel = str(md.relative_to(tmp / "report")) if md.is_relative_to(tmp / "report") else ""
+            rec = provenance(inputs, settings) | {"report": rel}
+            (tmp / "report" / REPORT_PROVENANCE).write_text(json.dumps(rec, indent=1))
+            _replace_dir(tmp / "report", final)
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+        return _record(step, "ok", t0, output=str(final / rel))
+    except Exception as exc:
+        return _record(step, "failed", t0, error=error_text(exc))
+
+
+def _replace_dir(new: Path, final: Path) -> None:
+    """Put folder ``new`` in place of ``final`` (an old ``final`` is moved aside, then removed)."""
+    old = None
+    if final.exists():
+        old = final.with_name(f".{final.name}.old.{os.getpid()}")
+        os.replace(final, old)
+    os.replace(new, final)
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
+
+
+def regress_task(fits: list, out: str, settings: BatchSettings) -> dict:
+    """The pooled regression of every crystal with an X-ray and an optical posterior.
+
+    ``fits`` holds ``(crystal, model, fit record)``; crystals without a usable X-ray
+    posterior, or without any FLIM or PL posterior, are left out.
+    """
+    t0 = time.perf_counter()
+    limit_threads()
+    by_crystal: dict[str, dict[str, dict]] = {}
+    for crystal, model, rec in fits:
+        if rec["status"] in ("ok", "skipped"):
+            by_crystal.setdefault(crystal, {})[model] = rec
+    use = {c: r for c, r in by_crystal.items() if "xray" in r and ({"flim", "pl"} & set(r))}
+    if not use:
+        return _record("regress", "skipped", t0, error=None, crystals=[],
+                       reason="no crystal has an X-ray and a FLIM or PL posterior")  # fmt: skip
+    try:
+        from .presets import preset_dir
+        from .provenance import read_attrs
+
+        recs = [r for c in sorted(use) for r in use[c].values()]
+        toml = (preset_dir() / "regression.toml").resolve()
+        inputs = {str(Path(r["output"]).resolve()): r["output_hash"] for r in recs}
+        inputs[str(toml)] = file_hash(toml)
+        kw = settings.regress_kwargs()
+        path = Path(out)
+        status = "skipped"
+        if not (path.is_file() and matches(read_attrs(path), inputs, kw, settings.seed)):
+            from .regress import regress
+
+            regress([r["output"] for r in recs], path, progress=False, **kw)
+            status = "ok"
+        return _record("regress", status, t0, output=str(path), output_hash=file_hash(path),
+                       crystals=sorted(use))  # fmt: skip
+    except Exception as exc:
+        return _record("regress", "failed", t0, error=error_text(exc), crystals=sorted(use))
