@@ -141,7 +141,7 @@ class XrayFrames:
                         f"pixel_mask shape {mask.shape} differs from the frame shape "
                         f"{self.frame_shape}",
                     )
-                self.pixel_mask = (np.asarray(mask[()]).astype(np.uint32) & 0xFFFF) != 0
+                self.pixel_mask = self._mask_flags(np.asarray(mask[()]))
             else:
                 self.pixel_mask = None
         finally:
@@ -153,6 +153,30 @@ class XrayFrames:
                 self.close()
                 raise
         self.n_masked_pixels = int(self.pixel_mask.sum())
+
+    def _mask_flags(self, mask: np.ndarray) -> np.ndarray:
+        """bool bad-pixel map from the NXmx ``pixel_mask`` (integer bit flags, SPEC §4)."""
+        where = "detectorSpecific/pixel_mask"
+        if mask.dtype.kind == "b":
+            return mask.astype(bool)
+        if mask.dtype.kind == "f":
+            bad = int((~np.isfinite(mask)).sum())
+            if bad:
+                raise InputError(
+                    self.path,
+                    f"{where} holds {bad} NaN or infinite values; it must be integer flags "
+                    "(uint32, non-zero = bad pixel)",
+                )
+            if np.any(mask != np.round(mask)) or np.any(mask < 0):
+                raise InputError(
+                    self.path,
+                    f"{where} holds non-integer or negative values; expected uint32 flags",
+                )
+        elif mask.dtype.kind not in "iu":
+            raise InputError(self.path, f"{where} has type {mask.dtype}; expected uint32 flags")
+        elif mask.dtype.kind == "i" and np.any(mask < 0):
+            raise InputError(self.path, f"{where} holds negative values; expected uint32 flags")
+        return (mask.astype(np.uint64) & 0xFFFF) != 0
 
     def _read_layout(self, f: h5py.File) -> None:
         """Find the data stacks: ``self._stacks = [(file, dataset path, n_frames), ...]``."""
@@ -327,6 +351,27 @@ def open_xray(path: str | Path, overrides: dict | None = None) -> XrayFrames:
         inconsistent frame shapes, missing compression filter, or missing geometry.
     """
     return XrayFrames(path, overrides)
+
+
+def linked_files(path: str | Path) -> list[Path]:
+    """The files a master file's ``/entry/data`` links to (externally), best effort.
+
+    Used to protect a scan's data files from being overwritten; an unreadable master gives
+    ``[]`` here (its own reader reports the problem).
+    """
+    path = Path(path)
+    out = []
+    try:
+        with h5py.File(path, "r") as f:
+            group = f.get("/entry/data")
+            for name in group if isinstance(group, h5py.Group) else ():
+                link = group.get(name, getlink=True)
+                if isinstance(link, h5py.ExternalLink):
+                    target = Path(link.filename)
+                    out.append(target if target.is_absolute() else path.parent / target)
+    except (OSError, ValueError):
+        return []
+    return out
 
 
 def validate_frame_count(frames: XrayFrames | int, scan_shape, path: str | Path) -> None:

@@ -15,15 +15,15 @@ from tqdm.auto import tqdm
 
 from .. import __version__
 from ..errors import InputError
-from ..io.eiger import open_xray, validate_frame_count
+from ..io.eiger import linked_files, open_xray, validate_frame_count
 from ..io.eiger_fast import FrameReader
-from ..io.h5util import atomic_path
+from ..io.h5util import atomic_path, check_output
 from ..io.irf import read_irf
 from ..io.manifest import Manifest, read_manifest
 from ..io.pl_spectra import read_pl_spectra
 from ..io.ptu import read_flim_image
 from ..provenance import step_provenance
-from .bins import BinMap, build_bin_map
+from .bins import SAXS, WAXS, BinMap, build_bin_map, peak_regions
 from .frames import Binner, reduce_frames
 
 __all__ = ["reduce_dataset", "BinMap", "build_bin_map"]
@@ -71,13 +71,24 @@ def reduce_dataset(manifest, out_path, *, workers: int = 2, progress: bool = Tru
     return summary
 
 
-def _refuse_overwriting_inputs(man: Manifest, out: Path) -> None:
+def input_files(man: Manifest) -> list[Path]:
+    """Every file a manifest's dataset reads: the manifest, the files its tables name (PONI
+    included) and the EIGER data files the master files link to."""
     inputs = [man.path]
     for part in (man.xray, man.flim, man.pl):
         if part is not None:
             inputs += [v for v in vars(part).values() if isinstance(v, Path)]
-    if out.exists() and any(out.resolve() == p.resolve() for p in inputs):
-        raise InputError(out, "the output would overwrite an input file; choose another name")
+    if man.xray is not None:
+        poni = man.xray.overrides.get("poni")
+        inputs += [poni] if poni is not None else []
+        for master in (man.xray.master, man.xray.background):
+            inputs += linked_files(master) if master is not None else []
+    return inputs
+
+
+def _refuse_overwriting_inputs(man: Manifest, out: Path) -> None:
+    """Refuse, before any work, an output that is a folder or one of the dataset's files."""
+    check_output(out, input_files(man))
 
 
 def _reduce_xray(man: Manifest, g: h5py.Group, workers: int, progress: bool) -> dict:
@@ -86,7 +97,7 @@ def _reduce_xray(man: Manifest, g: h5py.Group, workers: int, progress: bool) -> 
     with open_xray(xm.master, xm.overrides) as frames:
         validate_frame_count(frames, xm.scan_shape, man.path)
         geom = frames.geometry
-        bins = build_bin_map(geom, frames.frame_shape, frames.pixel_mask, man.preset)
+        bins = _bin_map(man, frames)
         binner = Binner(bins.pixel_bin, bins.n_bins, frames.saturation_value)
         g.attrs.update(geom.as_dict())
         g.attrs.update(
@@ -121,6 +132,11 @@ def _reduce_xray(man: Manifest, g: h5py.Group, workers: int, progress: bool) -> 
                     block = []
         t_frames = time.perf_counter() - t_frames
         exc = np.concatenate(excluded).astype(np.int32) if excluded else np.empty((0, 3), np.int32)
+        if frame_excluded.all():
+            raise InputError(
+                xm.master, f"all {n} frames are invalid: every binned pixel of every frame is "
+                "saturated or masked (no X-ray data to reduce)",
+            )  # fmt: skip
         g["excluded"] = exc
         g["frame_excluded"] = frame_excluded
         binned_total = int(
@@ -137,6 +153,62 @@ def _reduce_xray(man: Manifest, g: h5py.Group, workers: int, progress: bool) -> 
             xm, geom, frames.frame_shape, binner, g, workers
         )
     return out
+
+
+def _bin_map(man: Manifest, frames) -> BinMap:
+    """The bin map of a scan, with errors that name the file and say what to check.
+
+    Refused before any frame is read: every detector pixel masked; a wavelength too long to
+    reach the preset's WAXS reflections at any angle (q <= 4π/λ), which is what a wavelength
+    given in Å where nm is wanted gives; no unmasked pixel in the SAXS region (e.g. a distance
+    given in m where mm is wanted). A WAXS region off the detector is only logged.
+    """
+    xm = man.xray
+    if frames.pixel_mask.all():
+        raise InputError(
+            xm.master, f"every detector pixel is masked (detectorSpecific/pixel_mask, "
+            f"{frames.n_masked_pixels} pixels): no X-ray data",
+        )  # fmt: skip
+    g = frames.geometry
+    where = man.path if any(k != "poni" for k in xm.overrides) else xm.master
+    units = (
+        f"wavelength_nm = {g.wavelength_nm:g}, distance_mm = {g.distance_mm:g}, "
+        f"pixel_size_mm = {g.pixel_size_mm:g}"
+    )
+    hint = "check the geometry's units (wavelength in nm, distance and pixel size in mm)"
+    q_far = float(np.max(_waxs_q(man.preset)))
+    if 4 * np.pi / g.wavelength_nm <= q_far:
+        raise InputError(
+            where, f"wavelength_nm = {g.wavelength_nm:g} cannot reach the WAXS reflections at "
+            f"any angle (q up to {q_far:.3g} nm^-1 needs a wavelength below "
+            f"{4 * np.pi / q_far:.3g} nm): {hint}",
+        )  # fmt: skip
+    try:
+        bins = build_bin_map(g, frames.frame_shape, frames.pixel_mask, man.preset)
+    except InputError as exc:
+        if exc.path is not None:
+            raise
+        raise InputError(where, f"{exc.problem} with {units}: {hint}") from None
+    for kind, label in ((SAXS, "SAXS"), (WAXS, "WAXS")):
+        if not np.any(bins.region == kind):
+            regions = [r for r in peak_regions(man.preset) if r[0] == kind]
+            lo, hi = min(r[1] for r in regions), max(r[2] for r in regions)
+            problem = (
+                f"no unmasked detector pixel sees the {label} peaks (q {lo:.3g}-{hi:.3g} "
+                f"nm^-1) with {units}"
+            )
+            if kind == SAXS:
+                raise InputError(where, f"{problem}: {hint}")
+            log.warning("%s: %s; the X-ray model needs them", where, problem)
+    return bins
+
+
+def _waxs_q(preset: dict) -> np.ndarray:
+    """Smallest possible q [nm⁻¹] of each WAXS reflection of the preset (largest a_AL)."""
+    from ..physics import waxs_reflections
+
+    a_hi = float(preset["priors"]["a_AL"]["range"][1])
+    return np.asarray(waxs_reflections(a_hi, 0.0, preset["xray"]["waxs_reflections"])[0])
 
 
 def _reduce_background(xm, geom, shape, binner: Binner, g: h5py.Group, workers: int) -> int:

@@ -144,9 +144,7 @@ def build_bin_map(geometry: DetectorGeometry, shape, pixel_mask, preset) -> BinM
         offset += n_q * n_phi
     used = key >= 0
     if not used.any():
-        raise InputError(
-            None, "no unmasked detector pixel lies in any peak region: check geometry and mask"
-        )
+        raise InputError(None, "no unmasked detector pixel lies in any peak region")
     keys, inv = np.unique(key[used], return_inverse=True)
     pixel_bin = np.full(q.size, -1, np.int32)
     pixel_bin[used] = inv
