@@ -1,0 +1,392 @@
+"""``bayes-sc report``: diagnostics, credible-interval tables, maps and profiles (SPEC §7).
+
+:func:`write_report` turns any file ``fit`` or ``regress`` writes (an X-ray, FLIM, PL or joint
+``posterior.nc``, or ``regression.nc``) into a folder with ``summary.csv``,
+``diagnostics.json``, PNG figures under ``figures/`` and ``report.md`` linking them. The folder
+is built under a temporary sibling name and renamed into place, so no half-written report is
+ever left under the requested name.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+import tempfile
+from contextlib import contextmanager
+from pathlib import Path
+
+import numpy as np
+import xarray as xr
+
+from .. import __version__
+from ..errors import InputError, require_file
+
+log = logging.getLogger(__name__)
+#: Values of the ``model`` attribute the report understands.
+MODELS = ("xray", "flim", "pl", "joint", "regression")
+N_WORST = 4  # entries in the rank and trace plots
+_MODALITY_NAMES = {"xray": "X-ray", "flim": "FLIM", "pl": "PL"}
+
+
+# --- input --------------------------------------------------------------------------------------
+
+
+def read_posterior(path) -> tuple[xr.DataTree, str]:
+    """Open ``path`` fully into memory and return the tree and its model kind.
+
+    Raises
+    ------
+    InputError
+        Missing file, not a netCDF DataTree, no ``posterior`` group (or one without ``chain``
+        and ``draw``), or a ``model`` attribute the report does not know.
+    """
+    path = require_file(path)
+    try:
+        with xr.open_datatree(path) as tree:
+            tree = tree.load()
+    except (OSError, ValueError, TypeError, KeyError, RuntimeError) as err:
+        msg = " ".join(str(err).split())[:200]
+        raise InputError(path, f"not a readable netCDF/HDF5 DataTree ({msg})") from None
+    if "posterior" not in tree.children:
+        groups = ", ".join(tree.children) or "none"
+        raise InputError(
+            path, f"no 'posterior' group (groups: {groups}): not a posterior.nc or regression.nc"
+        )
+    post = tree["posterior"]
+    if not {"chain", "draw"} <= set(post.dims) or not post.data_vars:
+        raise InputError(path, "the 'posterior' group holds no draws (dims chain, draw)")
+    model = tree.attrs.get("model")
+    if model is None:
+        model = _infer_model(post.to_dataset())
+        if model is None:
+            raise InputError(
+                path,
+                "no 'model' attribute and no SPEC §7 variables to tell the "
+                f"model by; expected model one of {', '.join(MODELS)}",
+            )
+    if model not in MODELS:
+        raise InputError(
+            path,
+            f"unknown model {model!r} (attribute 'model'); the report knows {', '.join(MODELS)}",
+        )
+    return tree, str(model)
+
+
+def _infer_model(post: xr.Dataset) -> str | None:
+    if "beta" in post and "response" in post.dims:
+        return "regression"
+    kinds = [
+        m
+        for m, d in (("xray", "xray_pixel"), ("flim", "flim_pixel"), ("pl", "pl_point"))
+        if d in post.dims
+    ]
+    return kinds[0] if len(kinds) == 1 else ("joint" if kinds else None)
+
+
+def default_outdir(posterior) -> Path:
+    """``<posterior's folder>/<posterior stem>_report``."""
+    posterior = Path(posterior)
+    return posterior.parent / f"{posterior.stem}_report"
+
+
+def check_outdir(outdir: Path, inputs) -> Path:
+    """Refuse an output folder that is a file, holds something other than a report, or holds
+    (or is) an input."""
+    outdir = Path(outdir)
+    res = outdir.resolve()
+    for p in inputs:
+        if p is not None and (Path(p).resolve() == res or res in Path(p).resolve().parents):
+            raise InputError(outdir, f"the report folder would replace the input {p}")
+    if outdir.exists() or outdir.is_symlink():
+        if not outdir.is_dir():
+            raise InputError(outdir, "exists and is not a folder")
+        if any(outdir.iterdir()) and not (outdir / "report.md").is_file():
+            raise InputError(
+                outdir,
+                "exists and holds other files (no report.md): refusing to "
+                "replace it; choose another -o DIR",
+            )
+    return outdir
+
+
+@contextmanager
+def staged_folder(outdir: Path):
+    """Yield a temporary sibling folder; on success it replaces ``outdir`` (rename)."""
+    outdir.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{outdir.name}.", suffix=".tmp", dir=outdir.parent))
+    try:
+        yield tmp
+        os.chmod(tmp, 0o755)
+        old = None
+        if outdir.exists():
+            old = Path(
+                tempfile.mkdtemp(prefix=f".{outdir.name}.", suffix=".old", dir=outdir.parent)
+            )
+            os.replace(outdir, old / "report")
+        os.replace(tmp, outdir)
+        if old is not None:
+            shutil.rmtree(old, ignore_errors=True)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+
+
+# --- the report ---------------------------------------------------------------------------------
+
+
+def write_report(posterior, outdir=None, *, ci_prob=0.9, reduced=None) -> Path:
+    """Write the report of ``posterior`` and return the path of its ``report.md``.
+
+    Parameters
+    ----------
+    posterior
+        A ``posterior.nc`` (model ``xray``, ``flim``, ``pl`` or ``joint``) or a
+        ``regression.nc``.
+    outdir
+        Report folder (default ``<posterior's folder>/<posterior stem>_report``). An existing
+        folder is replaced only if it holds a previous report (``report.md``).
+    ci_prob
+        Probability of every credible interval and band [1] (default 0.9).
+    reduced
+        Optional ``reduced.h5`` the posterior was fitted to: the paper's least-squares
+        per-pixel values are overlaid on the profiles.
+
+    Returns
+    -------
+    pathlib.Path
+        ``<outdir>/report.md``.
+
+    Raises
+    ------
+    InputError
+        Bad input (see :func:`read_posterior`), a bad ``ci_prob``, an unusable ``outdir`` or
+        a missing ``reduced``; nothing is written then.
+    """
+    import matplotlib
+
+    posterior = Path(posterior)
+    if not 0 < float(ci_prob) < 1:
+        raise InputError(None, f"ci_prob must lie in (0, 1), got {ci_prob}")
+    tree, model = read_posterior(posterior)
+    if reduced is not None:
+        reduced = require_file(reduced)
+    outdir = check_outdir(
+        Path(outdir) if outdir is not None else default_outdir(posterior), [posterior, reduced]
+    )
+    from .style import FONT
+
+    with staged_folder(outdir) as tmp, matplotlib.rc_context(FONT):
+        _build(tree, model, posterior, tmp, float(ci_prob), reduced)
+    log.info("wrote %s", outdir / "report.md")
+    return outdir / "report.md"
+
+
+def _save(fig, folder: Path, name: str, pyplot: bool = False) -> str:
+    from .style import DPI
+
+    (folder / "figures").mkdir(exist_ok=True)
+    rel = f"figures/{name}.png"
+    fig.savefig(folder / rel, dpi=DPI)
+    if pyplot:  # arviz_plots figures live in pyplot's registry
+        import matplotlib.pyplot as plt
+
+        plt.close(fig)
+    return rel
+
+
+def _build(tree, model, source: Path, out: Path, ci_prob: float, reduced) -> None:
+    from . import checks, maps, markdown, profiles, tables
+    from .style import MODALITIES
+
+    post = tree["posterior"].to_dataset()
+    pct = round(100 * ci_prob)
+    log.info("summary table (%d variables)", len(post.data_vars))
+    summary = tables.summary_table(post, ci_prob)
+    summary.to_csv(out / "summary.csv", index_label="label")
+    diag = tables.diagnostics(tree, summary)
+    diag.update(source=str(source), ci_prob=ci_prob, bayes_sc_version=__version__)
+    (out / "diagnostics.json").write_text(json.dumps(diag, indent=2) + "\n")
+    sections = [
+        markdown.Section(
+            "Diagnostics",
+            [
+                markdown.verdict_text(diag),
+                "Tables: [summary.csv](summary.csv) (ArviZ summary, one row per variable "
+                f"and index, {pct} % equal-tailed intervals) and "
+                "[diagnostics.json](diagnostics.json).",
+            ],
+        )
+    ]
+    notes: list[str] = []
+    mapped = {}
+    for dim, names in MODALITIES.values():
+        if dim in post.dims:
+            mapped[dim] = maps.map_variables(post, names, dim)
+    key = markdown.key_numbers(post, mapped, ci_prob)
+    if key:
+        sections.append(
+            markdown.Section(f"Key numbers ({pct} % credible intervals)", ["\n".join(key)])
+        )
+    if model == "regression":
+        sec = markdown.Section(
+            "Regression: slopes β", ["\n".join(markdown.regression_numbers(tree, ci_prob))]
+        )
+        fig = checks.forest_figure(tree, ci_prob)
+        if fig is not None:
+            sec.figures.append(
+                ("Standardised slopes (forest plot)", _save(fig, out, "forest_beta", pyplot=True))
+            )
+        sec.paragraphs.append("Collinearity:\n\n" + "\n".join(markdown.collinearity_text(tree)))
+        sections.append(sec)
+        fig = profiles.regression_profile_figure(tree, ci_prob)
+        if fig is not None:
+            sections.append(
+                markdown.Section(
+                    "Profiles against edge distance",
+                    figures=[("Covariate profiles and responses", _save(fig, out, "profiles"))],
+                )
+            )
+    baseline, base_notes = ({}, [])
+    if reduced is not None and mapped:
+        log.info("least-squares baseline from %s", reduced)
+        from .baseline import least_squares
+
+        baseline, base_notes = least_squares(reduced, tree, post)
+        notes += base_notes
+    map_sec = markdown.Section(
+        "Maps",
+        [
+            f"Posterior mean (left) and {pct} % interval width "
+            "(right) per pixel; pixels outside the crystal blank."
+        ],
+    )
+    prof_sec = markdown.Section(
+        "Profiles against edge distance",
+        [
+            f"Grey: each pixel's posterior mean and {pct} % interval. Blue: per bin of edge "
+            f"distance, the posterior mean and {pct} % band of the bin's average."
+            + (
+                " Orange crosses: the paper's per-pixel least-squares values."
+                if baseline
+                else " (Least-squares baseline points: pass the reduced.h5 with --reduced.)"
+            )
+        ],
+    )
+    for dim, names in mapped.items():
+        prefix = dim.split("_")[0]
+        if not names:
+            continue
+        log.info("maps: %s (%d variables)", prefix, len(names))
+        for name in names:
+            if prefix in ("xray", "flim") and maps.has_grid(post, prefix):
+                fig = maps.grid_map_figure(post, name, dim, prefix, ci_prob)
+            elif f"{prefix}_x_um" in post.coords:
+                fig = maps.point_map_figure(
+                    post, name, dim, prefix, ci_prob, outline_um=_outline(tree, prefix, reduced)
+                )
+            else:
+                notes.append(f"{name}: no pixel coordinates, no map")
+                continue
+            map_sec.figures.append((f"{name} map", _save(fig, out, f"map_{name}")))
+        if f"{prefix}_edge_um" in post.coords:
+            log.info("profiles: %s", prefix)
+            fig = profiles.profile_figure(
+                post,
+                names,
+                dim,
+                prefix,
+                ci_prob,
+                baseline=baseline.get(prefix),
+                title=f"{_MODALITY_NAMES[prefix]} fields against edge distance",
+            )
+            prof_sec.figures.append((f"{prefix} profiles", _save(fig, out, f"profiles_{prefix}")))
+        else:
+            notes.append(f"{prefix}: no edge distances ({prefix}_edge_um), no profiles")
+    if map_sec.figures:
+        sections.append(map_sec)
+    if prof_sec.figures:
+        sections.append(prof_sec)
+    log.info("sampler checks: rank, trace, energy")
+    sections.append(_sampler_checks(tree, post, summary, out, notes))
+    log.info("posterior predictive checks")
+    sections.append(_ppc_section(tree, out, ci_prob))
+    if notes:
+        sections.append(markdown.Section("Notes", ["\n".join(f"- {n}" for n in notes)]))
+    title = f"{tree.attrs.get('crystal', source.stem)}: {model} posterior"
+    intro = [
+        f"Source: `{source}` (model `{model}`"
+        + "".join(
+            f", {k} `{tree.attrs[k]}`"
+            for k in ("sampler", "material", "likelihood", "seed")
+            if k in tree.attrs
+        )
+        + f"). Report by bayes_sc {__version__}."
+    ]
+    (out / "report.md").write_text(markdown.render(title, intro, sections))
+
+
+def _outline(tree, prefix: str, reduced=None) -> np.ndarray | None:
+    """The crystal's outline polygon [µm]: from constant_data, else from reduced.h5's /pl."""
+    if "constant_data" in tree.children:
+        const = tree["constant_data"].to_dataset()
+        for name in (f"{prefix}_outline_um", "outline_um"):
+            if name in const and const[name].ndim == 2 and const[name].shape[1] == 2:
+                return np.asarray(const[name].values, float)
+    if reduced is not None and prefix == "pl":
+        import h5py
+
+        try:
+            with h5py.File(reduced, "r") as f:
+                if "pl/outline_um" in f:
+                    out = np.asarray(f["pl/outline_um"][()], float)
+                    return out if out.ndim == 2 and out.shape[1] == 2 else None
+        except OSError:
+            return None
+    return None
+
+
+def _sampler_checks(tree, post, summary, out: Path, notes: list[str]):
+    from . import checks, markdown, tables
+
+    sec = markdown.Section("Sampler checks")
+    worst = tables.worst_mixing(summary, N_WORST)
+    labelled, _ = tables.labelled_posterior(post)
+    if worst:
+        sec.paragraphs.append(
+            "Worst-mixing entries (highest R-hat, lowest bulk ESS): "
+            + ", ".join(f"`{w}`" for w in worst)
+            + "."
+        )
+        for kind, fn in (("rank", checks.rank_figure), ("trace", checks.trace_figure)):
+            fig = fn(labelled, worst)
+            if fig is not None:
+                sec.figures.append(
+                    (f"{kind.capitalize()} plots", _save(fig, out, kind, pyplot=True))
+                )
+    fig = checks.energy_figure(tree)
+    if fig is None:
+        notes.append("no energy in sample_stats: no energy plot")
+    else:
+        sec.figures.append(("Energy plot", _save(fig, out, "energy", pyplot=True)))
+    return sec
+
+
+def _ppc_section(tree, out: Path, ci_prob: float):
+    from . import checks, markdown
+
+    sec = markdown.Section("Posterior predictive checks")
+    names = checks.ppc_variables(tree)
+    if not names:
+        sec.paragraphs.append(
+            "Skipped: the file has no `posterior_predictive` group (fit with "
+            "`--posterior-predictive` to get one)."
+        )
+        return sec
+    for name in names:
+        fig = checks.ppc_figure(tree, name, ci_prob)
+        if fig is not None:
+            pyplot = fig.canvas.manager is not None
+            sec.figures.append((f"{name}", _save(fig, out, f"ppc_{name}", pyplot=pyplot)))
+    return sec
