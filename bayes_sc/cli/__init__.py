@@ -152,4 +152,4 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 # Sub-command modules register themselves with @command on import (order = --help order).
-from . import data, analysis, batch  # noqa: E402,F401,I001
+from . import data, analysis, report, batch  # noqa: E402,F401,I001
