@@ -105,13 +105,17 @@ def _submit(client, plan, outdir: Path, settings: BatchSettings) -> dict:
             labels[fit] = (i, f"fit_{model}")
             fits.append((c["name"], model, fit))
             if settings.report:
-                rep = client.submit(report_task, fit, c["outdir"], model, settings.ci_prob,
+                rep = client.submit(report_task, fit, red, c["outdir"], model, settings.ci_prob,
                                     key=f"report_{model}-{key}")  # fmt: skip
                 labels[rep] = (i, f"report_{model}")
     if settings.regress and fits:
         reg = client.submit(regress_task, fits, str(outdir / "regression.nc"), settings,
                             key=f"regress-{token}")  # fmt: skip
         labels[reg] = (None, "regress")
+        if settings.report:
+            rep = client.submit(report_task, reg, None, str(outdir), "regression",
+                                settings.ci_prob, key=f"report_regression-{token}")  # fmt: skip
+            labels[rep] = (None, "report_regression")
     return labels
 
 
@@ -215,6 +219,8 @@ def run_batch(manifests: Sequence, outdir, settings: BatchSettings | None = None
         ]
         reg = results.get((None, "regress"), {"status": "skipped", "reason": "--no-regress"
                                               if not settings.regress else "no fits"})  # fmt: skip
+        if (None, "report_regression") in results:
+            reg = reg | {"report": results[(None, "report_regression")]}
         counts = {s: sum(c["status"] == s for c in crystals) for s in ("ok", "skipped", "failed")}
         record = {
             "bayes_sc_version": __version__,
@@ -234,7 +240,10 @@ def run_batch(manifests: Sequence, outdir, settings: BatchSettings | None = None
 
 def failed(record: dict) -> bool:
     """Whether any crystal, or the regression, failed."""
-    return record["summary"]["failed"] > 0 or record["regression"]["status"] == "failed"
+    reg = record["regression"]
+    bad = ("failed", "interrupted", "not run")
+    return (record["summary"]["failed"] > 0 or reg["status"] in bad
+            or reg.get("report", {}).get("status") in bad)  # fmt: skip
 
 
 def summary_line(record: dict) -> str:

@@ -19,14 +19,13 @@ from __future__ import annotations
 import json
 import logging
 import os
-import shutil
 import sys
-import tempfile
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from .errors import InputError
+from .io.h5util import atomic_path
 from .provenance import file_hash, hash_inputs, input_files, matches, provenance
 
 #: Models the batch fits, in this order, when the manifest has data for them.
@@ -85,9 +84,6 @@ def limit_threads() -> None:
         os.environ["XLA_FLAGS"] = flags.strip()
     for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
         os.environ.setdefault(var, "1")
-    # PyMC's notes on every fit ("Only 20 samples per chain", the list of sampled variables)
-    # would interleave across workers; warnings (divergences) still show.
-    logging.getLogger("pymc").setLevel(logging.WARNING)
 
 
 def error_text(exc: BaseException) -> str:
@@ -146,8 +142,13 @@ def fit_task(reduced: dict, crystal_dir: str, model: str, settings: BatchSetting
         status = "skipped"
         current = {str(src): reduced["output_hash"]}
         if not (out.is_file() and matches(read_attrs(out), current, kw, settings.seed)):
+            import pymc  # noqa: F401  (sets its logger's level on import: quieten it after)
+
             from .inference.fit import fit
 
+            # PyMC's notes on every fit ("Only 20 samples per chain", the sampled variables)
+            # would interleave across workers; its warnings (divergences) still show.
+            logging.getLogger("pymc").setLevel(logging.WARNING)
             fit(src, out, progress=False, **kw)
             status = "ok"
         return _record(step, status, t0, output=str(out), output_hash=file_hash(out))
@@ -155,55 +156,43 @@ def fit_task(reduced: dict, crystal_dir: str, model: str, settings: BatchSetting
         return _record(step, "failed", t0, error=error_text(exc))
 
 
-def report_task(posterior: dict, crystal_dir: str, model: str, ci_prob: float) -> dict:
-    """Write the report of one posterior into ``crystal_dir/report_<model>/``.
+def report_task(posterior: dict, reduced: dict | None, folder: str, name: str,
+                ci_prob: float) -> dict:  # fmt: skip
+    """Write the report of one posterior (or the regression) into ``folder/report_<name>/``.
 
-    The report is written into a hidden temporary folder, which gets a ``provenance.json``
-    (the posterior's hash and ``ci_prob``) last and is then renamed into place: a folder
-    without a matching ``provenance.json`` is never taken for a finished report.
+    :func:`bayes_sc.report.write_report` replaces the folder as a whole; a
+    ``provenance.json`` (the hashes of the posterior and the reduced data, ``ci_prob``) is
+    written into it last, so a report without a matching one is never taken as finished.
     """
-    step = f"report_{model}"
+    step = f"report_{name}"
     if (skip := _not_run(step, posterior)) is not None:
         return skip
     t0 = time.perf_counter()
+    if posterior.get("output") is None:  # e.g. a regression with nothing to regress
+        return _record(step, "skipped", t0, reason=f"no {name} output to report")
     limit_threads()
-    final = Path(crystal_dir) / f"report_{model}"
+    final = Path(folder) / f"report_{name}"
     inputs = {str(Path(posterior["output"]).resolve()): posterior["output_hash"]}
+    if reduced is not None:
+        inputs[str(Path(reduced["output"]).resolve())] = reduced["output_hash"]
     settings = {"ci_prob": ci_prob}
+    prov = final / REPORT_PROVENANCE
     try:
-        prov = final / REPORT_PROVENANCE
         try:
             done = matches(json.loads(prov.read_text()), inputs, settings, None)
         except (OSError, ValueError):
             done = False
-        if done:
-            report_md = json.loads(prov.read_text()).get("report", "")
-            return _record(step, "skipped", t0, output=str(final / report_md))
-        from .report import write_report  # imported here: the report layer is optional
+        if done and (final / "report.md").is_file():
+            return _record(step, "skipped", t0, output=str(final / "report.md"))
+        from .report import write_report  # here: workers import the report layer only if asked
 
-        tmp = Path(tempfile.mkdtemp(prefix=f".report_{model}.", dir=crystal_dir))
-        try:
-            md = Path(write_report(posterior["output"], tmp / "report", ci_prob=ci_prob))
-            rel = str(md.relative_to(tmp / "report")) if md.is_relative_to(tmp / "report") else ""
-            rec = provenance(inputs, settings) | {"report": rel}
-            (tmp / "report" / REPORT_PROVENANCE).write_text(json.dumps(rec, indent=1))
-            _replace_dir(tmp / "report", final)
-        finally:
-            shutil.rmtree(tmp, ignore_errors=True)
-        return _record(step, "ok", t0, output=str(final / rel))
+        md = write_report(posterior["output"], final, ci_prob=ci_prob,
+                          reduced=None if reduced is None else reduced["output"])  # fmt: skip
+        with atomic_path(prov) as tmp:
+            tmp.write_text(json.dumps(provenance(inputs, settings), indent=1))
+        return _record(step, "ok", t0, output=str(md))
     except Exception as exc:
         return _record(step, "failed", t0, error=error_text(exc))
-
-
-def _replace_dir(new: Path, final: Path) -> None:
-    """Put folder ``new`` in place of ``final`` (an old ``final`` is moved aside, then removed)."""
-    old = None
-    if final.exists():
-        old = final.with_name(f".{final.name}.old.{os.getpid()}")
-        os.replace(final, old)
-    os.replace(new, final)
-    if old is not None:
-        shutil.rmtree(old, ignore_errors=True)
 
 
 def regress_task(fits: list, out: str, settings: BatchSettings) -> dict:
