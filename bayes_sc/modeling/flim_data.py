@@ -80,6 +80,15 @@ class FlimData:
         }  # fmt: skip
 
 
+def _source(group: h5py.Group, reduced: Path) -> Path:
+    """The file a reduced group came from (its ``source`` attribute) when it still exists, else
+    the reduced file: errors about the data name the file the user gave (``fit`` on a manifest
+    reduces into a temporary folder first)."""
+    source = group.attrs.get("source")
+    source = Path(source.decode() if isinstance(source, bytes) else str(source)) if source else None
+    return source if source is not None and source.is_file() else reduced
+
+
 def bin_image(counts: np.ndarray, k: int) -> np.ndarray:
     """Sum k × k pixel blocks of a (ny, nx, n_bins) image (incomplete edge blocks dropped)."""
     if k == 1:
@@ -142,6 +151,7 @@ def load_flim(
         period_ns = float(g.attrs["period_ns"])
         pixel_um = float(g.attrs.get("pixel_um", np.nan))
         irf_source = str(g.attrs.get("irf_source", "irf"))
+        source = _source(g, path)
     n_bins = counts.shape[-1]
     if irf is not None:
         if irf.size == n_bins + 1:  # decoders can report one bin more (STACK_NOTES)
@@ -168,7 +178,7 @@ def load_flim(
         )
     if not crystal_mask.any() or photons[crystal_mask].sum() == 0:
         raise InputError(
-            path, f"no crystal in the FLIM image: no pixel has {min_photons} photons or more "
+            source, f"no crystal in the FLIM image: no pixel has {min_photons} photons or more "
             f"(most in one pixel: {int(photons.max())}); try spatial binning",
         )  # fmt: skip
     merge = default_merge(n_bins, bin_ps, merged_bin_ps) if merge is None else int(merge)

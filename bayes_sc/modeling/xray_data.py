@@ -187,6 +187,12 @@ def load_xray(path, *, crystal_mask=None, substrate_margin: int = 2) -> XrayData
             background = smooth_template(bg_counts, bins) * per_frame
     scan_shape = tuple(int(v) for v in attrs["scan_shape"])
     step = tuple(float(v) for v in attrs["step_um"])
+    source = Path(str(attrs.get("source", path)))
+    source = source if source.is_file() else path  # the master file the scan came from
+    if frame_excluded.all():
+        raise InputError(
+            source, "every frame is invalid (no unsaturated, unmasked pixel): no X-ray data to fit"
+        )
     try:
         detected = crystal_mask_from_data(counts, background, bins["region"], scan_shape, path=path)
     except InputError:
@@ -203,7 +209,7 @@ def load_xray(path, *, crystal_mask=None, substrate_margin: int = 2) -> XrayData
     crystal_mask = crystal_mask & ~frame_excluded.reshape(scan_shape)
     if not crystal_mask.any():
         raise InputError(
-            path, "no crystal in the scan: no scan point shows SAXS peaks above the background"
+            source, "no crystal in the scan: no scan point shows SAXS peaks above the background"
         )
     substrate = np.zeros(counts.shape[0], bool)
     if detected is not None:
