@@ -243,9 +243,19 @@ def test_verdict_fails_on_a_shifted_chain_and_on_divergences(posteriors):
     assert tables.worst_mixing(tables.summary_table(post), 2)[0] == label
 
 
-def test_flim_report_with_predictive_checks(posteriors):
-    md = write_report(posteriors["flim"], posteriors["flim"].parent / "flim_out", ci_prob=0.8)
+def test_flim_report_with_predictive_checks(posteriors, tmp_path):
+    import h5py
+
+    with h5py.File(tmp_path / "reduced.h5", "w") as f:  # a reduced.h5 without /flim
+        f.create_group("xray")
+    md = write_report(
+        posteriors["flim"],
+        posteriors["flim"].parent / "flim_out",
+        ci_prob=0.8,
+        reduced=tmp_path / "reduced.h5",
+    )
     out = md.parent
+    assert "no least-squares flim baseline from reduced.h5" in md.read_text()
     for name in ("map_tau", "profiles_flim", "ppc_flim_counts", "energy"):
         assert (out / "figures" / f"{name}.png").exists(), name
     assert "eti80_lb" in pd.read_csv(out / "summary.csv").columns
@@ -445,3 +455,15 @@ def test_sampler_check_figures_are_laid_out_without_overlaps(posteriors):
         assert fig is not None and fig.get_layout_engine() is not None
         assert _overlaps(fig) == []
         plt.close(fig)
+
+
+def test_baseline_maps_are_read_at_the_posterior_pixels():
+    from bayes_sc.report.baseline import _at_pixels
+
+    grid = np.arange(12.0).reshape(3, 4)
+    post = xr.Dataset(
+        coords={"xray_row": ("xray_pixel", [0, 2, 5]), "xray_col": ("xray_pixel", [1, 3, 0])}
+    )
+    got = _at_pixels({"a1": grid, "a_AL": 0.575}, post, "xray", ("a1", "a_AL", "phi"))
+    assert list(got) == ["a1"]
+    np.testing.assert_array_equal(got["a1"], [1.0, 11.0, np.nan])  # row 5: outside that grid

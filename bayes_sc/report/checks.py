@@ -116,12 +116,14 @@ def forest_figure(tree: xr.DataTree, ci_prob: float = 0.9) -> Figure | None:
         backend="matplotlib",
         combined=True,
         ci_probs=(0.5, ci_prob),
-        figure_kwargs={"figsize": (6.0, 3.4)},
+        figure_kwargs={"figsize": (7.0, 3.6)},
     )
     fig = _azp_figure(pc)
     for ax in fig.axes:
-        if ax.get_xlabel() == "" and ax.has_data() and name == "beta_std":
-            ax.set_xlabel("standardised slope [response sd / covariate sd]")
+        if ax.get_xlabel() == "" and ax.has_data():
+            ax.axvline(0.0, color="0.6", lw=0.8, ls="--", zorder=0)
+            if name == "beta_std":
+                ax.set_xlabel("standardised slope [response sd / covariate sd]")
     pct = round(100 * ci_prob)
     fig.suptitle(f"{name}: posterior mean, 50 % and {pct} % intervals")
     return fig

@@ -99,8 +99,9 @@ def key_numbers(post: xr.Dataset, modalities: dict, ci_prob: float) -> list[str]
     """Table rows (markdown) of the scalars and the crystal averages of each mapped field."""
     pct = round(100 * ci_prob)
     rows = [
-        f"| quantity | posterior mean | {pct} % interval | pixel means (min–max) |",
-        "|---|---|---|---|",
+        f"| quantity | posterior mean | {pct} % interval | pixel means (min–max) "
+        f"| median pixel {pct} % width |",
+        "|---|---|---|---|---|",
     ]
     for name in SCALARS:
         if name in post and set(post[name].dims) <= set(SAMPLE_DIMS):
@@ -108,7 +109,7 @@ def key_numbers(post: xr.Dataset, modalities: dict, ci_prob: float) -> list[str]
             q = quantity(name)
             rows.append(
                 f"| {q.meaning} `{name}` [{q.unit}] | {fmt(m)} | "
-                f"[{fmt(lo)}, {fmt(hi)}] | (scalar) |"
+                f"[{fmt(lo)}, {fmt(hi)}] | (scalar) | |"
             )
     for dim, names in modalities.items():
         for name in names:
@@ -116,10 +117,12 @@ def key_numbers(post: xr.Dataset, modalities: dict, ci_prob: float) -> list[str]
             avg = da.mean(dim).values.ravel()
             m, lo, hi = interval(avg, ci_prob)
             pix = da.mean(SAMPLE_DIMS).values
+            q_lo, q_hi = da.quantile([0.5 - ci_prob / 2, 0.5 + ci_prob / 2], SAMPLE_DIMS).values
+            width = float(np.median(q_hi - q_lo))
             q = quantity(name)
             rows.append(
                 f"| {q.meaning} `{name}` [{q.unit}], crystal average | {fmt(m)} | "
-                f"[{fmt(lo)}, {fmt(hi)}] | {fmt(pix.min())}–{fmt(pix.max())} |"
+                f"[{fmt(lo)}, {fmt(hi)}] | {fmt(pix.min())}–{fmt(pix.max())} | {fmt(width, 3)} |"
             )
     return rows if len(rows) > 2 else []
 
