@@ -467,3 +467,18 @@ def test_baseline_maps_are_read_at_the_posterior_pixels():
     got = _at_pixels({"a1": grid, "a_AL": 0.575}, post, "xray", ("a1", "a_AL", "phi"))
     assert list(got) == ["a1"]
     np.testing.assert_array_equal(got["a1"], [1.0, 11.0, np.nan])  # row 5: outside that grid
+
+
+def test_flat_count_ppc_is_a_rootogram_of_a_subsample(rng):
+    import matplotlib.pyplot as plt
+
+    n = 8000
+    obs = xr.Dataset({"saxs_counts": ("saxs_counts_dim_0", rng.poisson(5, n))})
+    pp = xr.Dataset(
+        {"saxs_counts": (("chain", "draw", "saxs_counts_dim_0"), rng.poisson(5, (2, 20, n)))}
+    )
+    tree = xr.DataTree.from_dict({"observed_data": obs, "posterior_predictive": pp})
+    fig = checks.ppc_figure(tree, "saxs_counts")
+    assert "rootogram, 5000 observations" in fig._suptitle.get_text()
+    assert _overlaps(fig) == []
+    plt.close(fig)

@@ -228,18 +228,27 @@ def _channel_label(dim: str) -> str:
     return f"{dim} [index]"
 
 
-def _ppc_dist(tree: xr.DataTree, name: str) -> Figure | None:
+def _ppc_dist(tree: xr.DataTree, name: str, max_obs: int = 5000) -> Figure | None:
+    """ArviZ's rootogram (counts) or predictive density of a flat observed variable, on at
+    most ``max_obs`` evenly spaced observations."""
     import arviz_plots as azp
 
-    pc = azp.plot_ppc_dist(
-        tree,
-        var_names=[name],
-        backend="matplotlib",
-        num_samples=50,
-        figure_kwargs={"figsize": (5.0, 3.2)},
+    obs = tree["observed_data"].to_dataset()[[name]].reset_coords(drop=True)
+    pp = tree["posterior_predictive"].to_dataset()[[name]].reset_coords(drop=True)
+    (dim,) = obs[name].dims
+    keep = np.unique(np.linspace(0, obs.sizes[dim] - 1, min(max_obs, obs.sizes[dim])).astype(int))
+    small = xr.DataTree.from_dict(
+        {"observed_data": obs.isel({dim: keep}), "posterior_predictive": pp.isel({dim: keep})}
     )
+    kw = {"backend": "matplotlib", "figure_kwargs": {"figsize": (6.0, 3.4)}}
+    if np.issubdtype(obs[name].dtype, np.integer):
+        pc = azp.plot_ppc_rootogram(small, var_names=[name], **kw)
+        kind = "rootogram"
+    else:
+        pc = azp.plot_ppc_dist(small, var_names=[name], num_samples=50, **kw)
+        kind = "distribution"
     fig = _azp_figure(pc)
-    fig.suptitle(f"Posterior predictive check: distribution of {name}")
+    fig.suptitle(f"Posterior predictive {kind}, {keep.size} observations")
     return fig
 
 
