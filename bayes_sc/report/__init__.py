@@ -11,126 +11,18 @@ from __future__ import annotations
 
 import json
 import logging
-import os
-import shutil
-import tempfile
-from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
-import xarray as xr
 
 from .. import __version__
 from ..errors import InputError, require_file
+from .files import MODELS, check_outdir, default_outdir, read_posterior, staged_folder
 
 log = logging.getLogger(__name__)
-#: Values of the ``model`` attribute the report understands.
-MODELS = ("xray", "flim", "pl", "joint", "regression")
+__all__ = ["MODELS", "default_outdir", "read_posterior", "write_report"]
 N_WORST = 4  # entries in the rank and trace plots
 _MODALITY_NAMES = {"xray": "X-ray", "flim": "FLIM", "pl": "PL"}
-
-
-# --- input --------------------------------------------------------------------------------------
-
-
-def read_posterior(path) -> tuple[xr.DataTree, str]:
-    """Open ``path`` fully into memory and return the tree and its model kind.
-
-    Raises
-    ------
-    InputError
-        Missing file, not a netCDF DataTree, no ``posterior`` group (or one without ``chain``
-        and ``draw``), or a ``model`` attribute the report does not know.
-    """
-    path = require_file(path)
-    try:
-        with xr.open_datatree(path) as tree:
-            tree = tree.load()
-    except (OSError, ValueError, TypeError, KeyError, RuntimeError) as err:
-        msg = " ".join(str(err).split())[:200]
-        raise InputError(path, f"not a readable netCDF/HDF5 DataTree ({msg})") from None
-    if "posterior" not in tree.children:
-        groups = ", ".join(tree.children) or "none"
-        raise InputError(
-            path, f"no 'posterior' group (groups: {groups}): not a posterior.nc or regression.nc"
-        )
-    post = tree["posterior"]
-    if not {"chain", "draw"} <= set(post.dims) or not post.data_vars:
-        raise InputError(path, "the 'posterior' group holds no draws (dims chain, draw)")
-    model = tree.attrs.get("model")
-    if model is None:
-        model = _infer_model(post.to_dataset())
-        if model is None:
-            raise InputError(
-                path,
-                "no 'model' attribute and no SPEC §7 variables to tell the "
-                f"model by; expected model one of {', '.join(MODELS)}",
-            )
-    if model not in MODELS:
-        raise InputError(
-            path,
-            f"unknown model {model!r} (attribute 'model'); the report knows {', '.join(MODELS)}",
-        )
-    return tree, str(model)
-
-
-def _infer_model(post: xr.Dataset) -> str | None:
-    if "beta" in post and "response" in post.dims:
-        return "regression"
-    kinds = [
-        m
-        for m, d in (("xray", "xray_pixel"), ("flim", "flim_pixel"), ("pl", "pl_point"))
-        if d in post.dims
-    ]
-    return kinds[0] if len(kinds) == 1 else ("joint" if kinds else None)
-
-
-def default_outdir(posterior) -> Path:
-    """``<posterior's folder>/<posterior stem>_report``."""
-    posterior = Path(posterior)
-    return posterior.parent / f"{posterior.stem}_report"
-
-
-def check_outdir(outdir: Path, inputs) -> Path:
-    """Refuse an output folder that is a file, holds something other than a report, or holds
-    (or is) an input."""
-    outdir = Path(outdir)
-    res = outdir.resolve()
-    for p in inputs:
-        if p is not None and (Path(p).resolve() == res or res in Path(p).resolve().parents):
-            raise InputError(outdir, f"the report folder would replace the input {p}")
-    if outdir.exists() or outdir.is_symlink():
-        if not outdir.is_dir():
-            raise InputError(outdir, "exists and is not a folder")
-        if any(outdir.iterdir()) and not (outdir / "report.md").is_file():
-            raise InputError(
-                outdir,
-                "exists and holds other files (no report.md): refusing to "
-                "replace it; choose another -o DIR",
-            )
-    return outdir
-
-
-@contextmanager
-def staged_folder(outdir: Path):
-    """Yield a temporary sibling folder; on success it replaces ``outdir`` (rename)."""
-    outdir.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{outdir.name}.", suffix=".tmp", dir=outdir.parent))
-    try:
-        yield tmp
-        os.chmod(tmp, 0o755)
-        old = None
-        if outdir.exists():
-            old = Path(
-                tempfile.mkdtemp(prefix=f".{outdir.name}.", suffix=".old", dir=outdir.parent)
-            )
-            os.replace(outdir, old / "report")
-        os.replace(tmp, outdir)
-        if old is not None:
-            shutil.rmtree(old, ignore_errors=True)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
 
 
 # --- the report ---------------------------------------------------------------------------------
@@ -229,7 +121,8 @@ def _build(tree, model, source: Path, out: Path, ci_prob: float, reduced) -> Non
         sections.append(
             markdown.Section(f"Key numbers ({pct} % credible intervals)", ["\n".join(key)])
         )
-    if model == "regression":
+    if "beta" in post and {"response", "covariate"} <= set(post["beta"].dims):  # also joint
+        log.info("regression: slopes, forest plot, profiles")
         sec = markdown.Section(
             "Regression: slopes β", ["\n".join(markdown.regression_numbers(tree, ci_prob))]
         )
@@ -238,13 +131,15 @@ def _build(tree, model, source: Path, out: Path, ci_prob: float, reduced) -> Non
             sec.figures.append(
                 ("Standardised slopes (forest plot)", _save(fig, out, "forest_beta", pyplot=True))
             )
-        sec.paragraphs.append("Collinearity:\n\n" + "\n".join(markdown.collinearity_text(tree)))
+        if "warnings" in tree.attrs or "collinearity" in tree.attrs:
+            text = "\n".join(markdown.collinearity_text(tree))
+            sec.paragraphs.append("Collinearity:\n\n" + text)
         sections.append(sec)
         fig = profiles.regression_profile_figure(tree, ci_prob)
         if fig is not None:
             sections.append(
                 markdown.Section(
-                    "Profiles against edge distance",
+                    "Regression inputs against edge distance",
                     figures=[("Covariate profiles and responses", _save(fig, out, "profiles"))],
                 )
             )
