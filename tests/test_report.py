@@ -265,7 +265,10 @@ def test_flim_report_with_predictive_checks(posteriors, tmp_path):
 def test_regression_report_beta_table_forest_profiles_and_warnings(tmp_path, rng):
     path = tmp_path / "regression.nc"
     _regression_tree(rng).to_netcdf(path)
-    md = write_report(path).read_text()
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(1) as pool:  # as a Dask worker thread would call it
+        md = pool.submit(write_report, path).result().read_text()
     out = tmp_path / "regression_report"
     for name in ("forest_beta", "profiles", "rank", "trace", "energy"):
         assert (out / "figures" / f"{name}.png").exists(), name

@@ -69,10 +69,28 @@ def write_report(posterior, outdir=None, *, ci_prob=0.9, reduced=None) -> Path:
     )
     from .style import FONT
 
+    _files_backend()
     with staged_folder(outdir) as tmp, matplotlib.rc_context(FONT):
         _build(tree, model, posterior, tmp, float(ci_prob), reduced)
     log.info("wrote %s", outdir / "report.md")
     return outdir / "report.md"
+
+
+def _files_backend() -> None:
+    """Draw with Agg when called off the main thread (a Dask worker): ArviZ's plots go
+    through pyplot, whose GUI backends fail outside the main thread."""
+    import threading
+
+    import matplotlib
+
+    if threading.current_thread() is not threading.main_thread():
+        if matplotlib.get_backend().lower() not in (
+            "agg",
+            "module://matplotlib_inline.backend_inline",
+        ):
+            import matplotlib.pyplot as plt
+
+            plt.switch_backend("Agg")
 
 
 def _save(fig, folder: Path, name: str, pyplot: bool = False) -> str:
