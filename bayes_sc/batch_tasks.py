@@ -19,8 +19,10 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
 import sys
 import time
+import warnings
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -76,14 +78,18 @@ def limit_threads() -> None:
     one after another, inside the worker's share.
     """
     if "jax" not in sys.modules:
-        flags = os.environ.get("XLA_FLAGS", "")
-        if "xla_force_host_platform_device_count" not in flags:
-            flags += " --xla_force_host_platform_device_count=1"
+        # A device count inherited from the process that started the worker (e.g. one that
+        # fitted before) is replaced: the worker's share is one device.
+        flags = re.sub(r"--xla_force_host_platform_device_count=\S*", "",
+                       os.environ.get("XLA_FLAGS", ""))  # fmt: skip
+        flags += " --xla_force_host_platform_device_count=1"
         if "xla_cpu_multi_thread_eigen" not in flags:
             flags += " --xla_cpu_multi_thread_eigen=false"
-        os.environ["XLA_FLAGS"] = flags.strip()
+        os.environ["XLA_FLAGS"] = " ".join(flags.split())
     for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
         os.environ.setdefault(var, "1")
+    # ... and numpyro's warning that it draws the chains one after another is expected here.
+    warnings.filterwarnings("ignore", message="There are not enough devices to run parallel")
 
 
 def error_text(exc: BaseException) -> str:
