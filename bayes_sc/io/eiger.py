@@ -353,27 +353,6 @@ def open_xray(path: str | Path, overrides: dict | None = None) -> XrayFrames:
     return XrayFrames(path, overrides)
 
 
-def linked_files(path: str | Path) -> list[Path]:
-    """The files a master file's ``/entry/data`` links to (externally), best effort.
-
-    Used to protect a scan's data files from being overwritten; an unreadable master gives
-    ``[]`` here (its own reader reports the problem).
-    """
-    path = Path(path)
-    out = []
-    try:
-        with h5py.File(path, "r") as f:
-            group = f.get("/entry/data")
-            for name in group if isinstance(group, h5py.Group) else ():
-                link = group.get(name, getlink=True)
-                if isinstance(link, h5py.ExternalLink):
-                    target = Path(link.filename)
-                    out.append(target if target.is_absolute() else path.parent / target)
-    except (OSError, ValueError):
-        return []
-    return out
-
-
 def validate_frame_count(frames: XrayFrames | int, scan_shape, path: str | Path) -> None:
     """Raise :class:`InputError` unless the scan has ``ny * nx`` frames.
 

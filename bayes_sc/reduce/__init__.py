@@ -15,14 +15,14 @@ from tqdm.auto import tqdm
 
 from .. import __version__
 from ..errors import InputError
-from ..io.eiger import linked_files, open_xray, validate_frame_count
+from ..io.eiger import open_xray, validate_frame_count
 from ..io.eiger_fast import FrameReader
 from ..io.h5util import atomic_path, check_output
 from ..io.irf import read_irf
 from ..io.manifest import Manifest, read_manifest
 from ..io.pl_spectra import read_pl_spectra
 from ..io.ptu import read_flim_image
-from ..provenance import step_provenance
+from ..provenance import input_files, step_provenance
 from .bins import SAXS, WAXS, BinMap, build_bin_map, peak_regions
 from .frames import Binner, reduce_frames
 
@@ -61,34 +61,21 @@ def reduce_dataset(manifest, out_path, *, workers: int = 2, progress: bool = Tru
             manifest=str(man.path),
             bayes_sc_version=__version__,
         )
-        h5.attrs.update(step_provenance([man.path], {}))  # inputs' hashes: batch resumes on them
         if man.xray is not None:
             summary["xray"] = _reduce_xray(man, h5.create_group("xray"), workers, progress)
         if man.flim is not None:
             summary["flim"] = _reduce_flim(man, h5.create_group("flim"))
         if man.pl is not None:
             summary["pl"] = _reduce_pl(man, h5.create_group("pl"))
+        # inputs' hashes (batch resumes on them), once the readers have vouched for the files
+        h5.attrs.update(step_provenance([man.path], {}))
     return summary
 
 
-def input_files(man: Manifest) -> list[Path]:
-    """Every file a manifest's dataset reads: the manifest, the files its tables name (PONI
-    included) and the EIGER data files the master files link to."""
-    inputs = [man.path]
-    for part in (man.xray, man.flim, man.pl):
-        if part is not None:
-            inputs += [v for v in vars(part).values() if isinstance(v, Path)]
-    if man.xray is not None:
-        poni = man.xray.overrides.get("poni")
-        inputs += [poni] if poni is not None else []
-        for master in (man.xray.master, man.xray.background):
-            inputs += linked_files(master) if master is not None else []
-    return inputs
-
-
 def _refuse_overwriting_inputs(man: Manifest, out: Path) -> None:
-    """Refuse, before any work, an output that is a folder or one of the dataset's files."""
-    check_output(out, input_files(man))
+    """Refuse, before any work, an output that is a folder or one of the dataset's files (the
+    manifest, the files it names, the EIGER data files their masters link to)."""
+    check_output(out, input_files(man.path))
 
 
 def _reduce_xray(man: Manifest, g: h5py.Group, workers: int, progress: bool) -> dict:
