@@ -194,6 +194,12 @@ def test_summary_csv_has_arviz_columns_one_row_per_pixel_and_readable_labels(
     r, c = int(post["xray_row"][5]), int(post["xray_col"][5])
     row = df.loc[f"delta_psi[r{r}c{c}]"]
     assert (row["row"], row["col"]) == (r, c)
+    line = next(
+        t
+        for t in (xray_report.parent / "summary.csv").read_text().splitlines()
+        if t.startswith(f"delta_psi[r{r}c{c}],")
+    )
+    assert f",{r},{c}," in line  # grid indices written as integers
     assert row["edge_um"] == pytest.approx(float(post["xray_edge_um"][5]))
     draws = post["delta_psi"].isel(xray_pixel=5).values.ravel()
     assert row["mean"] == pytest.approx(draws.mean())

@@ -106,7 +106,11 @@ def summary_table(posterior: xr.Dataset, ci_prob: float = 0.9) -> pd.DataFrame:
             labels = ds[pix[0]].values[idx[:, extra.index(pix[0])]]
             df = df.join(coord_tables[pix[0]].loc[labels].set_index(df.index), how="left")
         frames.append(df)
-    return pd.concat(frames)
+    out = pd.concat(frames)
+    for col in ("row", "col"):  # grid indices stay integers next to rows without a pixel
+        if col in out:
+            out[col] = out[col].astype("Int64")
+    return out
 
 
 def _finite(series: pd.Series) -> pd.Series:
