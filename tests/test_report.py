@@ -491,3 +491,11 @@ def test_flat_count_ppc_is_a_rootogram_of_a_subsample(rng):
     assert "rootogram, 5000 observations" in fig._suptitle.get_text()
     assert _overlaps(fig) == []
     plt.close(fig)
+
+
+def test_worst_mixing_skips_transforms_of_an_entry_already_picked():
+    summary = pd.DataFrame(
+        {"r_hat": [1.2, 1.19, 1.1, 1.0, 1.0], "ess_bulk": [50, 50, 300, 20, 21]},
+        index=["g_q_field[r1c2]", "g_q[r1c2]", "phi[r0c0]", "pl_gain_z", "pl_gain"],
+    )
+    assert tables.worst_mixing(summary, 4) == ["g_q_field[r1c2]", "phi[r0c0]", "pl_gain_z"]

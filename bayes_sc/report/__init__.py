@@ -184,6 +184,9 @@ def _build(tree, model, source: Path, out: Path, ci_prob: float, reduced) -> Non
                 " Orange crosses: the paper's per-pixel least-squares values."
                 if baseline
                 else " (Least-squares baseline points: pass the reduced.h5 with --reduced.)"
+                if reduced is None
+                else " (The paper's least-squares pipeline has no per-pixel values for these "
+                "fields.)"
             )
         ],
     )

@@ -226,17 +226,27 @@ def sampling_time(tree: xr.DataTree) -> float | None:
     return None
 
 
+def _same_entry(a: str, b: str) -> bool:
+    """Whether labels ``a`` and ``b`` are one parameter under two names (``g_q_field[r1c2]``
+    and ``g_q[r1c2]``, ``pl_gain_z`` and ``pl_gain``): same index, one name a prefix."""
+    na, _, ia = a.partition("[")
+    nb, _, ib = b.partition("[")
+    return ia == ib and (na.startswith(nb) or nb.startswith(na))
+
+
 def worst_mixing(summary: pd.DataFrame, n: int = 4) -> list[str]:
-    """Labels of the ``n`` worst-mixing entries: highest R-hat, then lowest bulk ESS."""
+    """Labels of the ``n`` worst-mixing entries: highest R-hat, then lowest bulk ESS (one
+    name per parameter: transforms of an entry already picked are skipped)."""
     if summary.empty or "r_hat" not in summary:
         return []
     rhat = summary["r_hat"].astype(float).fillna(-np.inf)
     ess = summary["ess_bulk"].astype(float).fillna(np.inf)
-    n_r = (n + 1) // 2
-    picks = list(rhat.sort_values(ascending=False).index[:n_r])
-    for label in ess.sort_values().index:
-        if len(picks) >= n:
-            break
-        if label not in picks:
-            picks.append(label)
+    picks: list[str] = []
+    for order, quota in ((rhat.sort_values(ascending=False), (n + 1) // 2),
+                         (ess.sort_values(), n)):  # fmt: skip
+        for label in order.index:
+            if len(picks) >= quota:
+                break
+            if not any(_same_entry(label, p) for p in picks):
+                picks.append(str(label))
     return picks
