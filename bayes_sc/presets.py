@@ -31,6 +31,16 @@ def available_presets() -> list[str]:
     return sorted(p.stem for p in preset_dir().glob("*.toml") if p.stem not in NON_MATERIAL)
 
 
+def load_regression_settings(path=None) -> dict:
+    """The regression's priors and settings (``models/regression.toml`` by default), shared by
+    the two-stage regression and the joint model."""
+    path = Path(path) if path is not None else preset_dir() / "regression.toml"
+    try:
+        return tomllib.loads(path.read_text())
+    except (OSError, tomllib.TOMLDecodeError) as err:
+        raise InputError(path, f"cannot read the regression settings: {err}") from None
+
+
 def load_preset(name_or_path: str | Path, *, base_dir: Path | None = None) -> dict:
     """Load a material preset by name (``models/<name>.toml``) or by TOML path.
 

@@ -36,9 +36,13 @@ def test_fit_writes_a_spec_posterior(small_reduced, tmp_path, capsys, likelihood
         assert pp[name].shape[2:] == tree.observed_data[name].shape
     assert observed == ({"saxs_summary", "waxs_summary"} if likelihood == "summary"
                         else {"saxs_counts", "waxs_counts"})  # fmt: skip
-    # the joint model of issue 7 is not built yet: a clear error, nothing written
-    assert main(["fit", str(small_reduced), "-o", str(tmp_path / "f.nc"), "--model", "joint"]) == 2
-    assert "not implemented yet" in capsys.readouterr().err
+    # the joint model chooses each modality's crystal itself: one mask is refused, nothing written
+    mask = tmp_path / "mask.npy"
+    np.save(mask, np.ones((5, 6), bool))
+    args = ["fit", str(small_reduced), "-o", str(tmp_path / "f.nc"), "--model", "joint",
+            "--crystal-mask", str(mask)]  # fmt: skip
+    assert main(args) == 2
+    assert "--crystal-mask applies to one modality" in capsys.readouterr().err
     assert not (tmp_path / "f.nc").exists()
 
 

@@ -118,22 +118,18 @@ def check_prior_ranges(first: dict, preset: dict) -> None:
             )  # fmt: skip
 
 
-def fit_xray(
-    reduced: Path, preset: dict, *, crop=None, sampler="numpyro", chains=2, draws=2000, tune=1000,
-    seed=0, progress=True, posterior_predictive=False, likelihood="summary", crystal_mask=None,
-) -> xr.DataTree:  # fmt: skip
-    """Sample the X-ray model of one scan (optionally a crop of it) and return the DataTree.
+def prepare_xray(reduced: Path, preset: dict, *, crop=None, crystal_mask=None,
+                 likelihood="summary"):  # fmt: skip
+    """Load one scan's X-ray data and everything its model needs.
 
-    ``likelihood`` is ``"summary"`` (the fast Laplace summaries of every peak window,
-    :mod:`bayes_sc.modeling.summaries`) or ``"exact"`` (Poisson on every window bin).
+    Returns ``(data, first, saxs, waxs, summaries)``: the crystal's data, the baseline's first
+    estimates, the likelihood windows and (``likelihood == "summary"``) their usable Laplace
+    summaries, else None (exact Poisson on every window bin).
     """
     from ..baseline import baseline_xray
     from ..modeling.windows import xray_windows
-    from ..modeling.xray import PIX, build_xray_model
     from ..modeling.xray_data import load_xray
-    from .sample import enable_parallel_chains
 
-    enable_parallel_chains(chains)  # before anything starts JAX (the summaries do)
     data = load_xray(reduced, crystal_mask=crystal_mask)
     if crop is not None:
         mask = np.zeros(data.scan_shape, bool)
@@ -163,6 +159,25 @@ def fit_xray(
             "the exact Poisson likelihood on %d pixels is slow on a CPU; consider --crop",
             data.graph.n,
         )
+    return data, first, saxs, waxs, summaries
+
+
+def fit_xray(
+    reduced: Path, preset: dict, *, crop=None, sampler="numpyro", chains=2, draws=2000, tune=1000,
+    seed=0, progress=True, posterior_predictive=False, likelihood="summary", crystal_mask=None,
+) -> xr.DataTree:  # fmt: skip
+    """Sample the X-ray model of one scan (optionally a crop of it) and return the DataTree.
+
+    ``likelihood`` is ``"summary"`` (the fast Laplace summaries of every peak window,
+    :mod:`bayes_sc.modeling.summaries`) or ``"exact"`` (Poisson on every window bin).
+    """
+    from ..modeling.xray import PIX, build_xray_model
+    from .sample import enable_parallel_chains
+
+    enable_parallel_chains(chains)  # before anything starts JAX (the summaries do)
+    data, first, saxs, waxs, summaries = prepare_xray(
+        reduced, preset, crop=crop, crystal_mask=crystal_mask, likelihood=likelihood
+    )
     model = build_xray_model(data, preset, saxs, waxs, first, summaries)
     tree = sample(
         model, sampler=sampler, chains=chains, draws=draws, tune=tune, seed=seed, progress=progress
@@ -188,10 +203,9 @@ def fit(source, output, *, model="xray", crop=None, crystal_mask=None, flim_bin=
         settings.pop("draws", None)
     if model not in MODELS:
         raise InputError(None, f"unknown model {model!r}; choose one of {', '.join(MODELS)}")
-    if model not in ("xray", "flim", "pl"):
-        raise InputError(
-            None, f"--model {model} is not implemented yet (issue 7); use --model xray, flim or pl"
-        )
+    if model == "joint" and crystal_mask is not None:
+        raise InputError(crystal_mask, "--crystal-mask applies to one modality; the joint model "
+                         "chooses each modality's crystal from its own counts")  # fmt: skip
     if not source.exists():
         raise InputError(source, "file not found")
     mask = None if crystal_mask is None else read_mask(crystal_mask)
@@ -201,6 +215,11 @@ def fit(source, output, *, model="xray", crop=None, crystal_mask=None, flim_bin=
         if model == "xray":
             tree = fit_xray(reduced, preset, crop=parse_crop(crop), crystal_mask=mask,
                             likelihood=likelihood, **settings)  # fmt: skip
+        elif model == "joint":
+            from .fit_joint import fit_joint
+
+            tree = fit_joint(reduced, preset, crop=parse_crop(crop), likelihood=likelihood,
+                             bin_pixels=flim_bin, merge=flim_merge, **settings)  # fmt: skip
         elif model == "pl":
             from .fit_pl import fit_pl
 

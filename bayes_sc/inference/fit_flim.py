@@ -12,6 +12,41 @@ from .sample import enable_parallel_chains, sample
 log = logging.getLogger(__name__)
 
 
+def prepare_flim(reduced: Path, preset: dict, *, bin_pixels=1, merge=None, crystal_mask=None):
+    """Load one FLIM image for the model: ``(data, start, centred)``.
+
+    ``data`` holds the merged histograms of the crystal pixels, ``start`` the per-pixel ML fits
+    (starting values and sampling units, never priors), ``centred`` the parameterisation of the
+    τ field. Parameters as :func:`fit_flim`.
+    """
+    from ..baseline.flim import fit_global, fit_pixels
+    from ..modeling.flim import tau_centred
+    from ..modeling.flim_data import default_merge, load_flim
+
+    opts = preset.get("flim", {})
+    data = load_flim(
+        reduced, crystal_mask=crystal_mask, bin_pixels=bin_pixels, merge=merge,
+        min_photons=int(opts.get("min_photons", 20)),
+        merged_bin_ps=float(opts.get("merged_bin_ps", 800.0)),
+    )  # fmt: skip
+    glob = fit_global(data)  # shared IRF parameters: they do not depend on the merging
+    if merge is None:  # merged bins of at most merged_bin_ps and at most τ/2.5 of the crystal
+        width_ps = min(float(opts.get("merged_bin_ps", 800.0)), 400.0 * glob["tau_ns"])
+        if default_merge(data.n_bins, data.bin_ns * 1e3, width_ps) != data.merge:
+            data = load_flim(
+                reduced, crystal_mask=crystal_mask, bin_pixels=bin_pixels, merged_bin_ps=width_ps,
+                min_photons=int(opts.get("min_photons", 20)),
+            )  # fmt: skip
+    start = fit_pixels(data, glob)
+    centred = tau_centred(preset["priors"]["tau"], start)
+    log.info(
+        "FLIM model: %d crystal pixels, %d time bins of %d x %.4g ps, IRF %s, tau %s",
+        data.graph.n, data.counts.shape[1], data.merge, data.bin_ns * 1e3,
+        "measured" if data.irf is not None else "modelled", "centred" if centred else "non-centred",
+    )  # fmt: skip
+    return data, start, centred
+
+
 def fit_flim(
     reduced: Path, preset: dict, *, sampler="numpyro", chains=2, draws=1000, tune=1000, seed=0,
     progress=True, posterior_predictive=False, bin_pixels=1, merge=None, crystal_mask=None,
@@ -34,37 +69,13 @@ def fit_flim(
         Optional (ny, nx) bool mask of crystal pixels on the (binned) image.
     Other parameters as :func:`bayes_sc.inference.sample.sample`.
     """
-    from ..baseline.flim import fit_pixels
-    from ..modeling.flim import PIX, build_flim_model, tau_centred
-    from ..modeling.flim_data import load_flim
+    from ..modeling.flim import PIX, build_flim_model
     from .fit import attach_pixel_coords, posterior_predictive_draws
 
     enable_parallel_chains(chains)  # before anything starts JAX (the first fits do)
-    opts = preset.get("flim", {})
-    data = load_flim(
-        reduced, crystal_mask=crystal_mask, bin_pixels=bin_pixels, merge=merge,
-        min_photons=int(opts.get("min_photons", 20)),
-        merged_bin_ps=float(opts.get("merged_bin_ps", 800.0)),
-    )  # fmt: skip
-    from ..baseline.flim import fit_global
-
-    glob = fit_global(data)  # shared IRF parameters: they do not depend on the merging
-    if merge is None:  # merged bins of at most merged_bin_ps and at most τ/2.5 of the crystal
-        from ..modeling.flim_data import default_merge
-
-        width_ps = min(float(opts.get("merged_bin_ps", 800.0)), 400.0 * glob["tau_ns"])
-        if default_merge(data.n_bins, data.bin_ns * 1e3, width_ps) != data.merge:
-            data = load_flim(
-                reduced, crystal_mask=crystal_mask, bin_pixels=bin_pixels, merged_bin_ps=width_ps,
-                min_photons=int(opts.get("min_photons", 20)),
-            )  # fmt: skip
-    start = fit_pixels(data, glob)
-    centred = tau_centred(preset["priors"]["tau"], start)
-    log.info(
-        "FLIM model: %d crystal pixels, %d time bins of %d x %.4g ps, IRF %s, log tau %s",
-        data.graph.n, data.counts.shape[1], data.merge, data.bin_ns * 1e3,
-        "measured" if data.irf is not None else "modelled", "centred" if centred else "non-centred",
-    )  # fmt: skip
+    data, start, centred = prepare_flim(
+        reduced, preset, bin_pixels=bin_pixels, merge=merge, crystal_mask=crystal_mask
+    )
     model = build_flim_model(data, preset, start)
     tree = sample(
         model, sampler=sampler, chains=chains, draws=draws, tune=tune, seed=seed, progress=progress

@@ -54,7 +54,7 @@ def _scaled_log_normal(name, mu, sigma, centre, scale, dims):
     return pm.Deterministic(name, pt.exp(centre + scale * z), dims=dims)
 
 
-def build_flim_model(data: FlimData, preset: dict, start: dict) -> pm.Model:
+def build_flim_model(data: FlimData, preset: dict, start: dict, tau_field=None) -> pm.Model:
     """The PyMC model of one FLIM image (see module docstring).
 
     Parameters
@@ -67,6 +67,9 @@ def build_flim_model(data: FlimData, preset: dict, start: dict) -> pm.Model:
     start
         Per-pixel ML fits (:func:`bayes_sc.baseline.flim.fit_pixels`): starting values and the
         sampling coordinates of the amplitudes, never priors.
+    tau_field
+        Optional ``f(graph, tau_start_ns, centred) -> tau [ns]`` replacing the spatial prior on
+        τ (the joint model's regression law, :mod:`.joint`); called inside the model.
     """
     pr = preset["priors"]
     g = data.graph
@@ -83,7 +86,10 @@ def build_flim_model(data: FlimData, preset: dict, start: dict) -> pm.Model:
     with pm.Model(coords=coords) as model:
         tau_start = np.where(start["ok"], start["tau"], glob["tau_ns"])
         centred = tau_centred(pr["tau"], start)
-        tau = field("tau", tau_prior, g, tau_start, dims=PIX, centred=centred)
+        if tau_field is None:
+            tau = field("tau", tau_prior, g, tau_start, dims=PIX, centred=centred)
+        else:
+            tau = tau_field(g, tau_start, centred)
         tau = pm.Deterministic("tau", tau, dims=PIX)
         photons = data.counts.sum(axis=1)
         a0 = np.log(np.maximum(np.where(start["ok"], start["amplitude"], photons), 1.0))

@@ -138,7 +138,7 @@ def _scaled(name, prior, centre, scale, dims, *, log):
     return pm.Deterministic(name, pt.exp(value) if log else value, dims=dims)
 
 
-def build_pl_model(data: PlData, preset: dict, start: dict) -> pm.Model:
+def build_pl_model(data: PlData, preset: dict, start: dict, e_peak_field=None) -> pm.Model:
     """The PyMC model of one crystal's PL spectra (see module docstring).
 
     Parameters
@@ -151,6 +151,10 @@ def build_pl_model(data: PlData, preset: dict, start: dict) -> pm.Model:
     start
         Per-spectrum first estimates (:func:`first_estimates`): starting values and sampling
         coordinates, never priors.
+    e_peak_field
+        Optional ``f(graph, e_peak_start_ev, centred) -> E_peak [eV]`` replacing the spatial
+        prior on E_peak (the joint model's regression law, :mod:`.joint`); called inside the
+        model.
     """
     pr = preset["priors"]
     g = data.graph
@@ -163,7 +167,10 @@ def build_pl_model(data: PlData, preset: dict, start: dict) -> pm.Model:
     inner = np.nonzero(data.inner)[0]
     with pm.Model(coords=coords) as model:
         centred = e_peak_centred(pr["E_peak"], start)
-        e_peak = field("E_peak", e_prior, g, start["E_peak"], dims=PT, centred=centred)
+        if e_peak_field is None:
+            e_peak = field("E_peak", e_prior, g, start["E_peak"], dims=PT, centred=centred)
+        else:
+            e_peak = e_peak_field(g, start["E_peak"], centred)
         e_peak = pm.Deterministic("E_peak", e_peak, dims=PT)
         pm.Deterministic("blueshift", 1000.0 * (e_peak - e_peak[inner].mean()), dims=PT)
         fwhm = _scaled("pl_fwhm", pr["pl_fwhm"], np.log(start["fwhm"]), start["fwhm_se"], PT,

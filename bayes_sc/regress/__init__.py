@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 import logging
-import tomllib
 from pathlib import Path
 
 import numpy as np
@@ -20,7 +19,7 @@ import xarray as xr
 
 from .. import __version__
 from ..errors import InputError
-from ..presets import preset_dir
+from ..presets import load_regression_settings
 from ..provenance import step_provenance
 from .collinearity import (
     collinearity_warnings,
@@ -41,11 +40,7 @@ MAX_DENSE_PARAMETERS = 120
 
 def load_settings(path=None) -> dict:
     """The regression's priors and settings (``models/regression.toml`` by default)."""
-    path = Path(path) if path is not None else preset_dir() / "regression.toml"
-    try:
-        return tomllib.loads(path.read_text())
-    except (OSError, tomllib.TOMLDecodeError) as err:
-        raise InputError(path, f"cannot read the regression settings: {err}") from None
+    return load_regression_settings(path)
 
 
 def _value(entry):
@@ -239,6 +234,8 @@ def regress(
     )
     run = dict(sampler=sampler, chains=chains, draws=draws, tune=tune, ci_prob=ci_prob,
                posterior_predictive=posterior_predictive)  # fmt: skip
+    from ..presets import preset_dir  # the settings file is an input too
+
     toml = Path(settings_path) if settings_path is not None else preset_dir() / "regression.toml"
     tree.attrs.update(step_provenance([*posteriors, toml], run, seed))
     write_posterior(tree, output)

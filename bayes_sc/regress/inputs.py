@@ -20,12 +20,8 @@ from ..errors import InputError
 
 log = logging.getLogger(__name__)
 
-COVARIATES = {"a_mean": "nm", "delta_psi": "degree", "g_q": "percent"}
-#: response -> (dim, edge coordinate, unit)
-RESPONSES = {
-    "blueshift": ("pl_point", "pl_edge_um", "meV"),
-    "tau": ("flim_pixel", "flim_edge_um", "ns"),
-}
+from ..modeling.law import COVARIATES, RESPONSES  # noqa: E402,F401 (re-exported)
+
 MAX_PROFILE_DRAWS = 2000  # thinned: the profile's covariance needs hundreds of draws, not all
 
 
