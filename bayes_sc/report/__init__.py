@@ -231,6 +231,12 @@ def _build(tree, model, source: Path, out: Path, ci_prob: float, reduced) -> Non
     if notes:
         sections.append(markdown.Section("Notes", ["\n".join(f"- {n}" for n in notes)]))
     title = f"{tree.attrs.get('crystal', source.stem)}: {model} posterior"
+    if model == "regression":
+        try:
+            names = ", ".join(json.loads(tree.attrs.get("crystals", "[]")))
+        except (TypeError, ValueError):
+            names = ""
+        title = f"Regression of {names}" if names else f"Regression ({source.name})"
     intro = [
         f"Source: `{source}` (model `{model}`"
         + "".join(

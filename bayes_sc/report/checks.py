@@ -251,6 +251,23 @@ def _ppc_dist(tree: xr.DataTree, name: str, max_obs: int = 5000) -> Figure | Non
         pc = azp.plot_ppc_dist(small, var_names=[name], num_samples=50, **kw)
         kind = "distribution"
     fig = _azp_figure(pc)
+    from matplotlib.lines import Line2D
+
+    from .style import QUANTITIES
+
+    base = name.removesuffix("_obs")
+    xlabel = QUANTITIES[base].label(base) if base in QUANTITIES else None
+    for ax in fig.axes:
+        if ax.has_data():
+            if xlabel and kind == "distribution":
+                ax.set_xlabel(xlabel)
+            if kind == "distribution":
+                ax.legend(
+                    [Line2D([], [], color="C0", alpha=0.5), Line2D([], [], color="k")],
+                    ["predictive draws", "observed"],
+                    loc="upper right",
+                    frameon=False,
+                )
     fig.suptitle(f"Posterior predictive {kind}, {keep.size} observations")
     return fig
 
