@@ -7,7 +7,7 @@ runs ``regress`` on them. Reported: the fraction of replicates whose 90 % interv
 covers the law's value, diagnostics, and, with ``--pool 3``, the interval widths of β from
 three crystals pooled against the first crystal alone.
 
-    python benchmarks/regress_coverage.py --replicates 20 [--separable] [--pool 3]
+    python benchmarks/regress_coverage.py --replicates 20 [--separable] [--pool 3] [--scan 12x12]
 
 ``--separable`` gives the covariates different edge-distance profile scales (⟨a⟩ 0.6 µm,
 δψ 2.0 µm, g_q 20 µm), the default preset's are collinear (⟨a⟩ and δψ share one shape).
@@ -56,9 +56,12 @@ def main(argv=None):
     ap.add_argument("--pool", type=int, default=1, help="crystals pooled per replicate")
     ap.add_argument("--draws", type=int, default=1000)
     ap.add_argument("--seed", type=int, default=100)
+    ap.add_argument("--scan", default="25x25", help="X-ray scan of each crystal, NYxNX (optical "
+                    "images scale with it)")  # fmt: skip
     ap.add_argument("--json", type=Path, help="also write the figures here")
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.ERROR)
+    scan = tuple(int(v) for v in args.scan.lower().split("x"))
     preset = load_preset("cspbbr2cl")
     if args.separable:
         preset = dict(preset)
@@ -69,7 +72,9 @@ def main(argv=None):
         for rep in range(args.replicates):
             rng = np.random.default_rng(args.seed + rep)
             crystals = [
-                synthetic_crystal(Path(tmp) / f"r{rep}c{k}", preset, rng, name=f"SC{k}")
+                synthetic_crystal(
+                    Path(tmp) / f"r{rep}c{k}", preset, rng, name=f"SC{k}", scan=scan
+                )  # fmt: skip
                 for k in range(args.pool)
             ]
             truth = crystals[0]["beta"]
@@ -95,7 +100,8 @@ def main(argv=None):
         f"\n{'beta':<22} {'coverage':>9} {'mean width':>11}"
         + (f" {'1-crystal width':>16}" if args.pool > 1 else "")
     )
-    result = {"replicates": args.replicates, "separable": args.separable, "pool": args.pool}
+    result = {"replicates": args.replicates, "separable": args.separable, "pool": args.pool,
+              "scan": args.scan}  # fmt: skip
     for key, h in hits.items():
         cov = float(np.mean(h))
         w = float(np.mean(widths["pooled"][key]))
