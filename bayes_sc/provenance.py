@@ -78,10 +78,22 @@ def _linked_files(path: Path) -> list[Path]:
         return []
 
 
+def _is_manifest(path: Path) -> bool:
+    """Whether a TOML file is a dataset manifest (it has a modality table), not settings."""
+    import tomllib
+
+    try:
+        data = tomllib.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError):
+        return True  # let read_manifest say what is wrong with it
+    return any(isinstance(data.get(k), dict) for k in ("xray", "flim", "pl"))
+
+
 def input_files(source) -> list[Path]:
     """Every file an output made from ``source`` depends on.
 
-    A manifest (``.toml``) stands for itself, every file it references and, for each
+    A manifest (a ``.toml`` with an ``[xray]``, ``[flim]`` or ``[pl]`` table) stands for
+    itself, every file it references and, for each
     referenced HDF5 file, the data files it links to (an EIGER master's frame stacks); any
     other file stands for itself.
 
@@ -97,7 +109,7 @@ def input_files(source) -> list[Path]:
     """
     source = Path(source)
     files = [source]
-    if source.suffix == ".toml":
+    if source.suffix == ".toml" and _is_manifest(source):
         from .io.manifest import read_manifest
 
         man = read_manifest(source)
