@@ -499,3 +499,15 @@ def test_worst_mixing_skips_transforms_of_an_entry_already_picked():
         index=["g_q_field[r1c2]", "g_q[r1c2]", "phi[r0c0]", "pl_gain_z", "pl_gain"],
     )
     assert tables.worst_mixing(summary, 4) == ["g_q_field[r1c2]", "phi[r0c0]", "pl_gain_z"]
+
+
+def test_an_auxiliary_plot_that_cannot_be_drawn_becomes_a_note(tmp_path, rng):
+    from bayes_sc.report import _ppc_section
+
+    obs = xr.Dataset({"cube": (("a", "b", "c"), rng.random((2, 2, 2)))})
+    pp = xr.Dataset({"cube": (("chain", "draw", "a", "b", "c"), rng.random((2, 5, 2, 2, 2)))})
+    tree = xr.DataTree.from_dict({"observed_data": obs, "posterior_predictive": pp})
+    notes = []
+    sec = _ppc_section(tree, tmp_path, 0.9, notes)
+    assert sec.figures == [] and len(notes) == 1
+    assert notes[0].startswith("predictive check of cube not drawn: ValueError")

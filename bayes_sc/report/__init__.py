@@ -227,7 +227,7 @@ def _build(tree, model, source: Path, out: Path, ci_prob: float, reduced) -> Non
     log.info("sampler checks: rank, trace, energy")
     sections.append(_sampler_checks(tree, post, summary, out, notes))
     log.info("posterior predictive checks")
-    sections.append(_ppc_section(tree, out, ci_prob))
+    sections.append(_ppc_section(tree, out, ci_prob, notes))
     if notes:
         sections.append(markdown.Section("Notes", ["\n".join(f"- {n}" for n in notes)]))
     title = f"{tree.attrs.get('crystal', source.stem)}: {model} posterior"
@@ -282,20 +282,30 @@ def _sampler_checks(tree, post, summary, out: Path, notes: list[str]):
             + "."
         )
         for kind, fn in (("rank", checks.rank_figure), ("trace", checks.trace_figure)):
-            fig = fn(labelled, worst)
+            fig = _auxiliary(notes, f"{kind} plot", fn, labelled, worst)
             if fig is not None:
                 sec.figures.append(
                     (f"{kind.capitalize()} plots", _save(fig, out, kind, pyplot=True))
                 )
-    fig = checks.energy_figure(tree)
-    if fig is None:
+    if "sample_stats" not in tree.children or "energy" not in tree["sample_stats"]:
         notes.append("no energy in sample_stats: no energy plot")
-    else:
+    elif (fig := _auxiliary(notes, "energy plot", checks.energy_figure, tree)) is not None:
         sec.figures.append(("Energy plot", _save(fig, out, "energy", pyplot=True)))
     return sec
 
 
-def _ppc_section(tree, out: Path, ci_prob: float):
+def _auxiliary(notes: list[str], what: str, fn, *args):
+    """``fn(*args)``, or None with a note when an auxiliary ArviZ plot cannot be drawn for
+    this file (the tables, maps and profiles never pass through here)."""
+    try:
+        return fn(*args)
+    except (ValueError, KeyError, TypeError, IndexError) as err:
+        notes.append(f"{what} not drawn: {type(err).__name__}: {' '.join(str(err).split())}")
+        log.warning("%s", notes[-1])
+        return None
+
+
+def _ppc_section(tree, out: Path, ci_prob: float, notes: list[str]):
     from . import checks, markdown
 
     sec = markdown.Section("Posterior predictive checks")
@@ -307,7 +317,9 @@ def _ppc_section(tree, out: Path, ci_prob: float):
         )
         return sec
     for name in names:
-        fig = checks.ppc_figure(tree, name, ci_prob)
+        fig = _auxiliary(
+            notes, f"predictive check of {name}", checks.ppc_figure, tree, name, ci_prob
+        )
         if fig is not None:
             pyplot = fig.canvas.manager is not None
             sec.figures.append((f"{name}", _save(fig, out, f"ppc_{name}", pyplot=pyplot)))
