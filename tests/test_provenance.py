@@ -88,3 +88,19 @@ def test_provenance_and_matches(tmp_path):
     assert not matches({}, inputs, {}, None)
     assert settings_record(crop=(1, 2), seed=3) == {"crop": [1, 2]}
     assert read_attrs(f) == {}  # not HDF5: nothing recorded
+
+
+def test_regression_records_posteriors_and_settings_file(tmp_path):
+    from bayes_sc.presets import load_preset, preset_dir
+    from bayes_sc.regress import regress
+    from bayes_sc.simulate.posteriors import synthetic_crystal
+
+    rng = np.random.default_rng(3)
+    c = synthetic_crystal(tmp_path / "c", load_preset("cspbbr2cl"), rng, scan=(10, 10), draws=50)
+    files = [c["xray"], c["flim"], c["pl"]]
+    out, _ = regress(files, tmp_path / "regression.nc", chains=1, draws=20, tune=20, seed=2,
+                     progress=False)  # fmt: skip
+    attrs = read_attrs(out)
+    toml = (preset_dir() / "regression.toml").resolve()
+    assert json.loads(attrs["inputs"]) == {str(p.resolve()): file_hash(p) for p in [*files, toml]}
+    assert json.loads(attrs["settings"])["draws"] == 20 and attrs["seed"] == 2
