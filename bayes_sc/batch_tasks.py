@@ -92,6 +92,14 @@ def limit_threads() -> None:
     warnings.filterwarnings("ignore", message="There are not enough devices to run parallel")
 
 
+def _quiet_pymc() -> None:
+    """PyMC's notes on every fit ("Only 20 samples per chain", the sampled variables) would
+    interleave across workers; its warnings (divergences) still show."""
+    import pymc  # noqa: F401  (it sets its logger's level on import: quieten it after)
+
+    logging.getLogger("pymc").setLevel(logging.WARNING)
+
+
 def error_text(exc: BaseException) -> str:
     """An exception as one line: the message of bad input, else its type and message."""
     text = str(exc) if isinstance(exc, InputError | OSError) else f"{type(exc).__name__}: {exc}"
@@ -148,13 +156,9 @@ def fit_task(reduced: dict, crystal_dir: str, model: str, settings: BatchSetting
         status = "skipped"
         current = {str(src): reduced["output_hash"]}
         if not (out.is_file() and matches(read_attrs(out), current, kw, settings.seed)):
-            import pymc  # noqa: F401  (sets its logger's level on import: quieten it after)
-
             from .inference.fit import fit
 
-            # PyMC's notes on every fit ("Only 20 samples per chain", the sampled variables)
-            # would interleave across workers; its warnings (divergences) still show.
-            logging.getLogger("pymc").setLevel(logging.WARNING)
+            _quiet_pymc()
             fit(src, out, progress=False, **kw)
             status = "ok"
         return _record(step, status, t0, output=str(out), output_hash=file_hash(out))
@@ -231,6 +235,7 @@ def regress_task(fits: list, out: str, settings: BatchSettings) -> dict:
         if not (path.is_file() and matches(read_attrs(path), inputs, kw, settings.seed)):
             from .regress import regress
 
+            _quiet_pymc()
             regress([r["output"] for r in recs], path, progress=False, **kw)
             status = "ok"
         return _record("regress", status, t0, output=str(path), output_hash=file_hash(path),
