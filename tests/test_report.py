@@ -354,7 +354,8 @@ def test_bad_input_gives_one_clear_error_and_writes_nothing(posteriors, tmp_path
 
 
 def _overlaps(fig) -> list[tuple[str, str]]:
-    """Pairs of visible texts (titles, axis labels, tick labels) whose boxes intersect."""
+    """Pairs of visible texts (titles, axis labels, tick labels, legends) whose boxes
+    intersect, and texts cut off by the figure's edge."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
 
     canvas = FigureCanvasAgg(fig)
@@ -366,12 +367,20 @@ def _overlaps(fig) -> list[tuple[str, str]]:
         for axis, k in ((ax.xaxis, 0), (ax.yaxis, 1)):  # tick labels drawn: inside the limits
             lo, hi = sorted(axis.get_view_interval())
             texts += [t for t in axis.get_ticklabels() if lo <= t.get_position()[k] <= hi]
+    for legend in fig.legends + [ax.get_legend() for ax in fig.axes if ax.get_legend()]:
+        texts += legend.get_texts()
     boxes = [
         (t.get_text(), t.get_window_extent(renderer))
         for t in texts
         if t.get_visible() and t.get_text()
     ]
-    return [
+    edge = fig.bbox
+    clipped = [
+        ("outside the figure", a)
+        for a, b in boxes
+        if b.x0 < -1 or b.y0 < -1 or b.x1 > edge.x1 + 1 or b.y1 > edge.y1 + 1
+    ]
+    return clipped + [
         (a, b)
         for i, (a, ba) in enumerate(boxes)
         for b, bb in boxes[i + 1 :]
@@ -424,6 +433,9 @@ def test_point_map_and_profiles_label_units_and_baseline(posteriors):
     labels = [t.get_text() for t in fig.legends[0].get_texts()]
     assert any("least squares" in t for t in labels)
     assert _overlaps(fig) == []
+    flim = xr.open_datatree(posteriors["flim"])["posterior"].to_dataset()
+    one = profiles.profile_figure(flim, ["tau"], "flim_pixel", "flim", title="FLIM fields")
+    assert _overlaps(one) == []  # a single panel keeps its legend inside the figure
 
 
 def test_binned_band_averages_pixels_per_edge_distance():

@@ -65,13 +65,10 @@ def rank_figure(ds: xr.Dataset, labels: list[str]) -> Figure | None:
         sub,
         backend="matplotlib",
         col_wrap=min(4, len(sub.data_vars)),
-        figure_kwargs={"figsize": (2.6 * min(4, len(sub.data_vars)), 3.0)},
+        figure_kwargs={"figsize": (max(2.6 * min(4, len(sub.data_vars)), 6.5), 3.0)},
     )
     fig = _azp_figure(pc)
-    fig.suptitle(
-        "Rank plots of the worst-mixing entries: each chain's rank ECDF minus uniform "
-        "(near 0 = chains agree)"
-    )
+    fig.suptitle("Rank plots: each chain's rank ECDF minus uniform (near 0 = chains agree)")
     return fig
 
 

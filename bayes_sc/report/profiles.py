@@ -103,7 +103,7 @@ def profile_figure(
     edge = np.asarray(post[f"{prefix}_edge_um"].values, float)
     ncols = min(3, len(names))
     nrows = -(-len(names) // ncols)
-    fig = new_figure(3.0 * ncols + 0.6, 2.5 * nrows + 0.5)
+    fig = new_figure(max(3.0 * ncols + 0.6, 6.4), 2.5 * nrows + 0.5)
     pct = round(100 * ci_prob)
     for ax, name in zip(_grid_axes(fig, len(names), ncols), names, strict=True):
         q = quantity(name)
@@ -148,7 +148,10 @@ def profile_figure(
         ax.set_ylabel(q.label(name))
         ax.set_title(f"{q.meaning} ({name})")
     handles, labels = fig.axes[0].get_legend_handles_labels()
-    fig.legend(handles, labels, loc="outside lower center", ncols=len(labels), frameon=False)
+    if ncols == 1:  # one panel: the legend beside it
+        fig.legend(handles, labels, loc="outside right upper", frameon=False)
+    else:
+        fig.legend(handles, labels, loc="outside lower center", ncols=len(labels), frameon=False)
     if title:
         fig.suptitle(title)
     return fig
