@@ -37,12 +37,6 @@ POINT_PTU = SHARED_DATA / "ptu" / "tsb_hydraharp_v10_t3.ptu"
 needs_shared = pytest.mark.skipif(
     not POINT_PTU.exists(), reason=f"real PicoQuant files absent ({POINT_PTU.parent})"
 )
-fit_checks_output_late = pytest.mark.xfail(
-    reason="fit checks its output only when writing, after sampling: bayes_sc/inference/fit.py "
-    "should call io.h5util.check_output(output, inputs) first (docs/reliability.md)",
-    strict=False,
-)
-
 CASES: dict = {}
 
 
@@ -357,13 +351,13 @@ def _(env):
             "the output would overwrite an input file")  # fmt: skip
 
 
-@case("fit_output_is_its_input", fit_checks_output_late)
+@case("fit_output_is_its_input")
 def _(env):
     return (["fit", env.reduced, "-o", env.reduced, "--model", "pl", "--quiet"], "reduced.h5",
             "the output would overwrite an input file")  # fmt: skip
 
 
-@case("fit_output_is_a_folder", fit_checks_output_late)
+@case("fit_output_is_a_folder")
 def _(env):
     (env.out / "posterior.nc").mkdir()
     env.keep = ["posterior.nc"]

@@ -60,6 +60,35 @@ def command(name: str, help: str, add_arguments: Callable[[argparse.ArgumentPars
     return decorate
 
 
+def log_to_stderr(command_name: str, level: int) -> None:
+    """Show the package's log records (``bayes_sc.*``) at ``level`` as ``bayes-sc <cmd>: ...``.
+
+    Only the package's logger is set up: configuring the root logger would also print other
+    libraries' INFO records (e.g. PyTensor's config parser) before our one error line.
+    """
+    import logging
+
+    class StderrHandler(logging.StreamHandler):
+        """Writes to the current ``sys.stderr`` (which tests and notebooks replace)."""
+
+        @property
+        def stream(self):
+            return sys.stderr
+
+        @stream.setter
+        def stream(self, value):
+            pass
+
+    logger = logging.getLogger("bayes_sc")
+    logger.setLevel(level)
+    handler = next((h for h in logger.handlers if getattr(h, "bayes_sc_cli", False)), None)
+    if handler is None:
+        handler = StderrHandler()
+        handler.bayes_sc_cli = True
+        logger.addHandler(handler)
+    handler.setFormatter(logging.Formatter(f"{PROG} {command_name}: %(message)s"))
+
+
 # --- argument types -----------------------------------------------------------------------------
 
 _SCAN = re.compile(r"([0-9]+)[xX]([0-9]+)")

@@ -6,7 +6,7 @@ import argparse
 from pathlib import Path
 
 from ..errors import InputError
-from . import PROG, _seed, command
+from . import _seed, command, log_to_stderr
 from .data import _print_reduce_summary, _run_simulate
 
 
@@ -52,7 +52,7 @@ def _fit(args: argparse.Namespace) -> int:
 
     from ..inference.fit import fit
 
-    logging.basicConfig(level=logging.INFO, format=f"{PROG} fit: %(message)s")
+    log_to_stderr("fit", logging.INFO)
     for name in ("chains", "draws", "tune"):
         if getattr(args, name) is not None and getattr(args, name) < 1:
             raise InputError(None, f"--{name} must be >= 1")
@@ -93,7 +93,7 @@ def _regress(args: argparse.Namespace) -> int:
 
     from ..regress import regress
 
-    logging.basicConfig(level=logging.INFO, format=f"{PROG} regress: %(message)s")
+    log_to_stderr("regress", logging.INFO)
     for name in ("chains", "draws", "tune"):
         if getattr(args, name) < 1:
             raise InputError(None, f"--{name} must be >= 1")

@@ -6,7 +6,7 @@ import argparse
 from pathlib import Path
 
 from ..errors import InputError
-from . import _positive_float, _seed, command
+from . import _positive_float, _seed, command, log_to_stderr
 
 MODELS = ("xray", "flim", "pl")
 
@@ -55,7 +55,7 @@ def _batch(args: argparse.Namespace) -> int:
 
     from ..batch import BatchSettings, failed, run_batch, summary_line
 
-    logging.basicConfig(level=logging.WARNING, format="bayes-sc batch: %(message)s")
+    log_to_stderr("batch", logging.WARNING)
     # The scheduler of a LocalCluster lives in this process: its chatter (connections, worker
     # shutdown) is no news for the user; failed tasks are reported in the progress lines.
     import distributed  # noqa: F401  (configures its loggers on import: quieten them after)

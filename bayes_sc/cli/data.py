@@ -7,7 +7,7 @@ import json
 from pathlib import Path
 
 from ..errors import InputError
-from . import PROG, _positive_float, _seed, command, scan_shape
+from . import _positive_float, _seed, command, log_to_stderr, scan_shape
 
 
 def _info_args(p: argparse.ArgumentParser) -> None:
@@ -129,7 +129,7 @@ def _reduce(args: argparse.Namespace) -> int:
 
     from ..reduce import reduce_dataset
 
-    logging.basicConfig(level=logging.WARNING, format=f"{PROG} reduce: %(message)s")
+    log_to_stderr("reduce", logging.WARNING)
     if args.workers < 1:
         raise InputError(None, f"--workers must be >= 1, got {args.workers}")
     summary = reduce_dataset(

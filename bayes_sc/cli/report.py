@@ -6,7 +6,7 @@ import argparse
 from pathlib import Path
 
 from ..errors import InputError
-from . import PROG, command
+from . import command, log_to_stderr
 
 
 def _report_args(p: argparse.ArgumentParser) -> None:
@@ -53,7 +53,7 @@ def _report(args: argparse.Namespace) -> int:
     if not 0 < args.ci_prob < 1:
         raise InputError(None, f"--ci-prob must lie in (0, 1), got {args.ci_prob}")
     level = logging.WARNING if args.quiet else logging.INFO
-    logging.basicConfig(level=logging.WARNING, format=f"{PROG} report: %(message)s")
+    log_to_stderr("report", logging.WARNING)
     logging.getLogger("bayes_sc.report").setLevel(level)
     from ..report import write_report
 

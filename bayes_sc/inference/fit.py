@@ -208,6 +208,11 @@ def fit(source, output, *, model="xray", crop=None, crystal_mask=None, flim_bin=
                          "chooses each modality's crystal from its own counts")  # fmt: skip
     if not source.exists():
         raise InputError(source, "file not found")
+    from ..io.h5util import check_output
+    from ..provenance import input_files
+
+    # before minutes of sampling: never an input, a folder or a path under a file
+    check_output(output, [*input_files(source), crystal_mask])
     mask = None if crystal_mask is None else read_mask(crystal_mask)
     with tempfile.TemporaryDirectory(prefix="bayes_sc_fit_") as tmp:
         reduced, material, name = _reduced_path(source, Path(tmp))
