@@ -362,7 +362,7 @@ def _overlaps(fig) -> list[tuple[str, str]]:
     canvas.draw()
     renderer = canvas.get_renderer()
     texts = [fig._suptitle] if fig._suptitle is not None else []
-    for ax in fig.axes:
+    for ax in [a for a in fig.axes if a.get_visible()]:
         texts += [ax.title, ax.xaxis.label, ax.yaxis.label]
         for axis, k in ((ax.xaxis, 0), (ax.yaxis, 1)):  # tick labels drawn: inside the limits
             lo, hi = sorted(axis.get_view_interval())
