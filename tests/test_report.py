@@ -523,3 +523,20 @@ def test_an_auxiliary_plot_that_cannot_be_drawn_becomes_a_note(tmp_path, rng):
     sec = _ppc_section(tree, tmp_path, 0.9, notes)
     assert sec.figures == [] and len(notes) == 1
     assert notes[0].startswith("predictive check of cube not drawn: ValueError")
+
+
+def test_without_sample_stats_the_checks_are_marked_not_recorded(posteriors, tmp_path):
+    from bayes_sc.report import read_posterior
+
+    tree = xr.open_datatree(posteriors["pl"]).load()
+    bare = xr.DataTree.from_dict({"posterior": tree["posterior"].to_dataset()})
+    bare.to_netcdf(tmp_path / "bare.nc")  # no sample_stats, no model attribute
+    tree, model = read_posterior(tmp_path / "bare.nc")
+    assert model == "pl"  # told by its pixel dim
+    post = tree["posterior"].to_dataset()
+    diag = tables.diagnostics(tree, tables.summary_table(post))
+    assert diag["divergences"] is None and diag["bfmi"] is None
+    assert diag["sampling_time_s"] is None
+    assert diag["checks"]["divergences"] == {"pass": True, "recorded": False, "count": None}
+    assert diag["complete"] is False
+    assert "divergences not recorded" in verdict_text(diag)
