@@ -119,11 +119,11 @@ def _submit(client, plan, outdir: Path, settings: BatchSettings) -> dict:
     return labels
 
 
-def _collect(labels: dict, plan: list, echo: Callable[[str], None]) -> dict:
-    """Wait for the tasks in completion order, echoing a line each; step records by label."""
+def _collect(labels: dict, plan: list, echo: Callable[[str], None], results: dict) -> None:
+    """Wait for the tasks in completion order, echoing a line each; fill ``results`` (step
+    records by label) as they come, so that an interruption keeps what finished."""
     from distributed import as_completed
 
-    results: dict = {}
     total = len(labels)
     for done, fut in enumerate(as_completed(list(labels)), start=1):
         i, step = labels[fut]
@@ -137,7 +137,6 @@ def _collect(labels: dict, plan: list, echo: Callable[[str], None]) -> dict:
         why = rec.get("error") or rec.get("reason")
         why = f": {why}" if why else ""
         echo(f"[{done}/{total}] {who} {step}: {rec['status']}{took}{why}")
-    return results
 
 
 def _crystal_record(c: dict, steps: dict) -> dict:
@@ -204,7 +203,7 @@ def run_batch(manifests: Sequence, outdir, settings: BatchSettings | None = None
         labels = _submit(client, plan, outdir.resolve(), settings)
         echo(f"batch: {len(plan)} crystals, {len(labels)} tasks on {len(client.nthreads())} "
              f"workers ({scheduler})")  # fmt: skip
-        results = _collect(labels, plan, echo)
+        _collect(labels, plan, echo, results)
     finally:
         for fut, (i, step) in labels.items():  # interrupted: what did not finish says so
             if (i, step) not in results:
