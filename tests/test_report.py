@@ -540,3 +540,21 @@ def test_without_sample_stats_the_checks_are_marked_not_recorded(posteriors, tmp
     assert diag["checks"]["divergences"] == {"pass": True, "recorded": False, "count": None}
     assert diag["complete"] is False
     assert "divergences not recorded" in verdict_text(diag)
+
+
+def test_joint_posterior_gets_maps_of_every_modality_and_the_slopes(posteriors, tmp_path, rng):
+    xray = xr.open_datatree(posteriors["xray"]).load()
+    pl = xr.open_datatree(posteriors["pl"])["posterior"].to_dataset()
+    n = 300  # the hand-made regression's draws
+    post = xray["posterior"].to_dataset()[["g_q"]].merge(pl[["blueshift"]]).isel(draw=slice(n))
+    beta = _regression_tree(rng)["posterior"]["beta"]
+    post["beta"] = (beta.dims, beta.values)
+    post = post.assign_coords(response=beta["response"].values, covariate=beta["covariate"].values)
+    stats = xray["sample_stats"].to_dataset().isel(draw=slice(n))
+    tree = xr.DataTree.from_dict({"posterior": post, "sample_stats": stats})
+    tree.attrs["model"] = "joint"
+    tree.to_netcdf(tmp_path / "joint.nc")
+    md = write_report(tmp_path / "joint.nc").read_text()
+    for name in ("map_g_q", "map_blueshift", "profiles_xray", "profiles_pl", "forest_beta"):
+        assert f"figures/{name}.png" in md, name
+    assert "| tau | g_q |" in md and "Collinearity" not in md
