@@ -108,7 +108,7 @@ def _save(fig, folder: Path, name: str, pyplot: bool = False) -> str:
 
 def _build(tree, model, source: Path, out: Path, ci_prob: float, reduced) -> None:
     from . import checks, maps, markdown, profiles, tables
-    from .style import MODALITIES
+    from .style import MODALITIES, quantity
 
     post = tree["posterior"].to_dataset()
     pct = round(100 * ci_prob)
@@ -205,7 +205,8 @@ def _build(tree, model, source: Path, out: Path, ci_prob: float, reduced) -> Non
             else:
                 notes.append(f"{name}: no pixel coordinates, no map")
                 continue
-            map_sec.figures.append((f"{name} map", _save(fig, out, f"map_{name}")))
+            caption = f"Map of {quantity(name).meaning} `{name}` [{quantity(name).unit}]"
+            map_sec.figures.append((caption, _save(fig, out, f"map_{name}")))
         if f"{prefix}_edge_um" in post.coords:
             log.info("profiles: %s", prefix)
             fig = profiles.profile_figure(
@@ -217,7 +218,8 @@ def _build(tree, model, source: Path, out: Path, ci_prob: float, reduced) -> Non
                 baseline=baseline.get(prefix),
                 title=f"{_MODALITY_NAMES[prefix]} fields against edge distance",
             )
-            prof_sec.figures.append((f"{prefix} profiles", _save(fig, out, f"profiles_{prefix}")))
+            caption = f"{_MODALITY_NAMES[prefix]} fields against edge distance"
+            prof_sec.figures.append((caption, _save(fig, out, f"profiles_{prefix}")))
         else:
             notes.append(f"{prefix}: no edge distances ({prefix}_edge_um), no profiles")
     if map_sec.figures:

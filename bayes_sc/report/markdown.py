@@ -215,5 +215,6 @@ def render(title: str, intro: list[str], sections: list[Section]) -> str:
         for p in s.paragraphs:
             lines += [p, ""]
         for caption, path in s.figures:
-            lines += [f"**{caption}** — [{path}]({path})", "", f"![{caption}]({path})", ""]
+            alt = caption.replace("[", "(").replace("]", ")").replace("`", "")
+            lines += [f"**{caption}** — [{path}]({path})", "", f"![{alt}]({path})", ""]
     return "\n".join(lines).rstrip() + "\n"
