@@ -58,3 +58,24 @@ def fit_and_regress(outdir, reduced, *, seed: int = 0, progress: bool = True) ->
     print(format_betas(summary))
     print(f"regress: wrote {out}")
     return paths | {"regression": out, "summary": summary}
+
+
+def write_reports(outdir, paths: dict, reduced) -> Path:
+    """A report per posterior and for the regression under ``outdir/reports/``, and an index
+    ``reports/index.md`` linking them; returns the index's path."""
+    from .io.h5util import atomic_path
+    from .report import write_report
+
+    root = Path(outdir) / "reports"
+    root.mkdir(parents=True, exist_ok=True)
+    lines = ["# bayes_sc demo: reports", ""]
+    for name in ("regression", "xray", "flim", "pl"):
+        t0 = time.perf_counter()
+        md = write_report(paths[name], root / name,
+                          reduced=None if name == "regression" else reduced)  # fmt: skip
+        print(f"report {name}: wrote {md} ({time.perf_counter() - t0:.0f} s)")
+        lines.append(f"- [{name}]({name}/report.md): `{Path(paths[name]).name}`")
+    index = root / "index.md"
+    with atomic_path(index) as tmp:
+        Path(tmp).write_text("\n".join(lines) + "\n")
+    return index

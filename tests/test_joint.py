@@ -63,9 +63,8 @@ def test_joint_model_structure(joint_model):
     # every modality's SPEC §7 variables and the regression's
     assert {"a_mean", "delta_psi", "g_q", "a_AL", "L_nc", "tau", "irf_shift", "E_peak",
             "blueshift", "beta", "beta_std", "intercept", "sigma"} <= names  # fmt: skip
-    # the law replaces the responses' own spatial priors (no free mean of log tau or E_peak
-    # besides the law's)
-    assert "tau_mu_u" not in names and "E_peak_mu_u" in names
+    # the law replaces the responses' own spatial priors (no BYM2 mean of log tau or E_peak)
+    assert not {"tau_mu_u", "tau_sd", "E_peak_sd"} & names
     dims = model.named_vars_to_dims
     assert dims["beta"] == ("response", "covariate") and dims["intercept"] == ("response",)
     assert dims["tau"] == ("flim_pixel",) and dims["E_peak"] == ("pl_point",)
@@ -83,18 +82,18 @@ def test_joint_model_structure(joint_model):
 
 
 def test_joint_intercept_and_sigma_are_in_natural_units(joint_model):
-    """At β = 0 the law is flat: τ's intercept is τ₀ and the residual sd is s_τ σ*."""
+    """At β = 0 the law is flat: τ's intercept is the τ map's mean and the residual sd s_τ σ*."""
     model, *_ = joint_model
     law = model.law_constants["tau"]
-    outs = model.replace_rvs_by_values([model["intercept"], model["sigma"]])
+    outs = model.replace_rvs_by_values([model["intercept"], model["sigma"], model["tau_field"]])
     fn = model.compile_fn(outs, inputs=model.value_vars, on_unused_input="ignore", point_fn=True)
     point = model.initial_point()
-    point["intercept_std_tau"] = 0.5
     point["sigma_std_tau_log__"] = np.log(2.0)
     assert np.all(point["beta_std_tau"] == 0)
-    intercept, sigma = fn(point)
-    assert intercept[1] == pytest.approx(law["y_centre"] + 0.5 * law["y_scale"])
+    intercept, sigma, tau = fn(point)
+    assert intercept[1] == pytest.approx(tau.mean())
     assert sigma[1] == pytest.approx(2.0 * law["y_scale"])
+    assert 0.5 < intercept[1] < 10.0  # ns, a perovskite NC lifetime
 
 
 def test_joint_needs_a_response(small_reduced, tmp_path, capsys):

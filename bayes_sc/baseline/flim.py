@@ -160,7 +160,8 @@ def fit_pixels(data, glob: dict | None = None, *, loss: str = "poisson", prior=N
 
 def baseline_flim(data, *, loss: str = "ls") -> dict:
     """The paper's maps: per-pixel reconvolution fits (``loss="ls"``) or per-pixel Poisson ML,
-    with τ [ns] on the (binned) image grid (NaN outside the crystal or where a fit failed)."""
+    with τ [ns] on the (binned) image grid (NaN outside the crystal or where a fit failed) and
+    the per-pixel fits (:func:`fit_pixels`) under their own names, τ per pixel as ``tau_pixels``."""
     res = fit_pixels(data, loss=loss)
     tau = np.where(res["ok"], res["tau"], np.nan)
-    return {"tau": data.graph.to_grid(tau), **res}
+    return {**res, "tau_pixels": res["tau"], "tau": data.graph.to_grid(tau)}

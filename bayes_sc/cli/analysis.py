@@ -136,5 +136,9 @@ def _demo(args: argparse.Namespace) -> int:
     _print_reduce_summary(summary)
     from ..demo import fit_and_regress
 
-    fit_and_regress(args.outdir, Path(args.outdir) / "reduced.h5", progress=True)
+    reduced = Path(args.outdir) / "reduced.h5"
+    outputs = fit_and_regress(args.outdir, reduced, progress=True)
+    from ..demo import write_reports
+
+    print(f"report: {write_reports(args.outdir, outputs, reduced)}")
     return 0

@@ -35,7 +35,7 @@ from .flim import PIX as FLIM_PIX
 from .flim import build_flim_model
 from .law import COVARIATES, RESPONSES, covariate_projection
 from .pl import PT, build_pl_model
-from .spatial import bym2_field, scaled_normal
+from .spatial import bym2_field, bym2_sd, scaled_normal
 from .xray import build_xray_model
 
 COVS = tuple(COVARIATES)
@@ -74,6 +74,38 @@ def _residual_field(name, graph, law_mean, sigma, rho, start, *, centred, dims, 
     sd_modes = sd0 * np.sqrt(0.5 * graph.structured_variance() + 0.5)
     return bym2_field(name, graph, law_mean, sigma, rho, centred=centred, dims=dims,
                       coef_init=coef0, sd_init=sd_modes, unit=unit)  # fmt: skip
+
+
+def _pinned_field(name, graph, law_mean, sigma, rho, start, mean_prior, *, dims, unit):
+    """Law + residual field, sampled as the response itself (its own data pin it).
+
+    The response f = m + law + V c (m its residual mean, c the BYM2 coefficients) is written
+    in the full orthonormal basis U = [1/√n, V] of the pixels and those coordinates are sampled
+    (in ``unit``, near each pixel's standard error). Then m = mean(f − law) and c = Vᵀ(f − law)
+    follow, and their priors enter as potentials: the same density (a linear bijection, constant
+    Jacobian), but NUTS moves along f, which the data pin. Sampling c instead makes β and c
+    trade off along a ridge as long as the law's effect and as narrow as a pixel's error (tree
+    depth 10 on every draw).
+
+    Returns (f, m).
+    """
+    start = _filled(start)
+    n = graph.n
+    U = np.column_stack([np.full(n, 1.0 / np.sqrt(n)), graph.eigvecs])
+    full_dim = f"{dims}_full_mode"
+    model = pm.modelcontext(None)
+    if full_dim not in model.coords:
+        model.add_coord(full_dim, np.arange(U.shape[1]))
+    centre = float(start.mean())
+    u = pm.Flat(f"{name}_u", dims=full_dim, initval=U.T @ (start - centre) / unit)
+    f = pm.Deterministic(name, centre + unit * pt.dot(U, u), dims=dims)
+    resid = f - law_mean
+    m = resid.mean()
+    c = pt.dot(graph.eigvecs.T, resid)
+    pm.Potential(f"{name}_mean_prior", pm.logp(pm.Normal.dist(*mean_prior), m))
+    pm.Potential(f"{name}_resid_prior", pm.logp(pm.Normal.dist(0.0, bym2_sd(graph, sigma, rho)),
+                                                c).sum())  # fmt: skip
+    return f, m
 
 
 def _soft_floor(x, floor: float, width: float):
@@ -154,25 +186,39 @@ def build_joint_model(xray, preset: dict, settings: dict, *, flim=None, pl=None)
 
         def tau_field(graph, start, centred):
             c, p = law["tau"], params["tau"]
-            icpt = _prior(pri["intercept_std"], "intercept_std_tau")
-            p["centre"] = c["y_centre"] + c["y_scale"] * icpt  # τ at the covariates' means
             rho = _prior(rho_prior, "tau_resid_rho")
+            sigma = c["y_scale"] * p["sigma_std"]
             unit = float(np.clip(np.median(flim[1]["tau_sd"][flim[1]["ok"]]), 1e-3, 1.0))
-            raw = _residual_field("tau_field", graph, p["centre"] + p["offset"],
-                                  c["y_scale"] * p["sigma_std"], rho, start, centred=centred,
-                                  dims=FLIM_PIX, unit=unit)  # fmt: skip
+            icpt = pri["intercept_std"]  # τ at the covariates' means, standardised
+            if centred:  # each pixel's photons pin τ: sample τ itself
+                raw, p["centre"] = _pinned_field(
+                    "tau_field", graph, p["offset"], sigma, rho, start,
+                    (c["y_centre"] + c["y_scale"] * icpt["mu"], c["y_scale"] * icpt["sigma"]),
+                    dims=FLIM_PIX, unit=unit,
+                )  # fmt: skip
+            else:
+                p["centre"] = c["y_centre"] + c["y_scale"] * _prior(icpt, "intercept_std_tau")
+                raw = _residual_field("tau_field", graph, p["centre"] + p["offset"], sigma, rho,
+                                      start, centred=False, dims=FLIM_PIX, unit=unit)  # fmt: skip
             return _soft_floor(raw, float(_value(joint["tau_floor_ns"])), 0.02)
 
         def e_peak_field(graph, start, centred):
             c, p = law["blueshift"], params["blueshift"]
             e_pr = preset["priors"]["E_peak"]
             unit = float(np.clip(np.median(pl[1]["E_peak_se"]), 1e-6, 0.05))
+            rho = _prior(rho_prior, "blueshift_resid_rho")
+            sigma = c["y_scale"] * p["sigma_std"] / 1000.0  # [eV]
+            if centred:  # each spectrum pins its E_peak: sample E_peak itself
+                f, p["centre"] = _pinned_field(
+                    "E_peak_field", graph, p["offset"] / 1000.0, sigma, rho, start,
+                    (e_pr["mu"], e_pr["sigma"]), dims=PT, unit=unit,
+                )  # fmt: skip
+                return f
             p["centre"] = scaled_normal("E_peak_mu", e_pr["mu"], e_pr["sigma"], unit,
                                         float(np.mean(start)))  # fmt: skip
-            rho = _prior(rho_prior, "blueshift_resid_rho")
-            return _residual_field("E_peak_field", graph, p["centre"] + p["offset"] / 1000.0,
-                                   c["y_scale"] * p["sigma_std"] / 1000.0, rho, start,
-                                   centred=centred, dims=PT, unit=unit)  # fmt: skip
+            law_mean = p["centre"] + p["offset"] / 1000.0
+            return _residual_field("E_peak_field", graph, law_mean, sigma, rho, start,
+                                   centred=False, dims=PT, unit=unit)  # fmt: skip
 
         if pl is not None:
             build_pl_model(pl[0], preset, pl[1], e_peak_field=e_peak_field)
