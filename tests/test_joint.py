@@ -68,10 +68,16 @@ def test_joint_model_structure(joint_model):
     dims = model.named_vars_to_dims
     assert dims["beta"] == ("response", "covariate") and dims["intercept"] == ("response",)
     assert dims["tau"] == ("flim_pixel",) and dims["E_peak"] == ("pl_point",)
-    assert model["tau"].eval().shape == (flim[0].graph.n,)
-    # tau and E_peak depend on the X-ray covariate fields and the law's slopes
+    tau_out = model.replace_rvs_by_values([model["tau"]])[0]
+    vals = model.value_vars
+    tau = model.compile_fn(tau_out, inputs=vals, on_unused_input="ignore", point_fn=True)
+    assert tau(model.initial_point()).shape == (flim[0].graph.n,)
+    # tau and E_peak (or, where their own data pin them and they are sampled as themselves,
+    # their residual priors) depend on the X-ray covariate fields and the law's slopes
+    potentials = {p.name: p for p in model.potentials}
     for resp, beta in (("tau", "beta_std_tau"), ("E_peak", "beta_std_blueshift")):
-        up = set(ancestors([model[resp]]))
+        resid = potentials.get(f"{resp}_field_resid_prior")
+        up = set(ancestors([model[resp]] + ([resid] if resid is not None else [])))
         assert model[beta] in up
         assert model["delta_psi_field_coef_u"] in up
     observed = {v.name for v in model.observed_RVs}
