@@ -15,6 +15,7 @@ from ..presets import load_regression_settings
 from .sample import enable_parallel_chains, sample
 
 log = logging.getLogger(__name__)
+JOINT_TARGET_ACCEPT = 0.95
 
 
 def fit_joint(
@@ -68,9 +69,10 @@ def fit_joint(
         if c["n_clamped"]:
             log.warning("%s: %d units lie beyond the X-ray edge range; their covariates are "
                         "the profile's value at its limit", r, c["n_clamped"])  # fmt: skip
-    tree = sample(
-        model, sampler=sampler, chains=chains, draws=draws, tune=tune, seed=seed, progress=progress
-    )
+    # The law's slopes of collinear covariates and the responses' residual scales leave narrow
+    # regions a step size tuned for 0.9 acceptance overshoots (2 % divergent at 0.9 on the demo)
+    tree = sample(model, sampler=sampler, chains=chains, draws=draws, tune=tune, seed=seed,
+                  progress=progress, target_accept=JOINT_TARGET_ACCEPT)  # fmt: skip
     if posterior_predictive:
         tree["posterior_predictive"] = posterior_predictive_draws(tree, model, seed, progress)
     tree.attrs.update(
