@@ -67,7 +67,11 @@ def true_law(sim_dir) -> dict:
             return {}
         g = f["law"]
         covs = [c.decode() if isinstance(c, bytes) else str(c) for c in g["covariates"][()]]
-        return {f"{r}/{c}": float(b) for r in ("tau", "blueshift") for c, b in zip(covs, g[r]["beta"][()], strict=True)}
+        return {
+            f"{r}/{c}": float(b)
+            for r in ("tau", "blueshift")
+            for c, b in zip(covs, g[r]["beta"][()], strict=True)
+        }
 
 
 def one_seed(seed, workdir: Path, draws, tune) -> dict:
@@ -84,14 +88,37 @@ def one_seed(seed, workdir: Path, draws, tune) -> dict:
     for model in ("xray", "flim", "pl"):
         t_, d_ = DEMO_SETTINGS[model]
         t0 = time.perf_counter()
-        paths[model] = fit(reduced, workdir / f"{model}{seed}.nc", model=model, tune=t_, draws=d_, seed=seed, progress=False)
+        paths[model] = fit(
+            reduced,
+            workdir / f"{model}{seed}.nc",
+            model=model,
+            tune=t_,
+            draws=d_,
+            seed=seed,
+            progress=False,
+        )
         times[model] = time.perf_counter() - t0
     t_, d_ = DEMO_SETTINGS["regress"]
     t0 = time.perf_counter()
-    reg, _ = regress(list(paths.values()), workdir / f"regression{seed}.nc", tune=t_, draws=d_, seed=seed, progress=False)
+    reg, _ = regress(
+        list(paths.values()),
+        workdir / f"regression{seed}.nc",
+        tune=t_,
+        draws=d_,
+        seed=seed,
+        progress=False,
+    )
     times["regress"] = time.perf_counter() - t0
     t0 = time.perf_counter()
-    joint = fit(reduced, workdir / f"joint{seed}.nc", model="joint", tune=tune, draws=draws, seed=seed, progress=False)
+    joint = fit(
+        reduced,
+        workdir / f"joint{seed}.nc",
+        model="joint",
+        tune=tune,
+        draws=draws,
+        seed=seed,
+        progress=False,
+    )
     times["joint"] = time.perf_counter() - t0
     two, one = intervals(reg), intervals(joint)
     truth = true_law(sim)
@@ -99,7 +126,9 @@ def one_seed(seed, workdir: Path, draws, tune) -> dict:
     for key in one:
         a, b = two[key], one[key]
         rows[key] = {
-            "two_stage": a, "joint": b, "overlap": bool(a[1] <= b[2] and b[1] <= a[2]),
+            "two_stage": a,
+            "joint": b,
+            "overlap": bool(a[1] <= b[2] and b[1] <= a[2]),
             "truth": truth.get(key),
             "two_stage_covers": None if key not in truth else bool(a[1] <= truth[key] <= a[2]),
             "joint_covers": None if key not in truth else bool(b[1] <= truth[key] <= b[2]),
@@ -122,17 +151,26 @@ def main():
         for seed in args.seeds:
             res = one_seed(seed, work, args.draws, args.tune)
             results.append(res)
-            print(f"seed {seed}: wall " + ", ".join(f"{k} {v:.0f} s" for k, v in res["wall_s"].items()))
+            print(
+                f"seed {seed}: wall "
+                + ", ".join(f"{k} {v:.0f} s" for k, v in res["wall_s"].items())
+            )
             for m, d in res["diagnostics"].items():
-                print(f"  {m:8s} max R-hat {d['max_rhat']:.3f}  min ESS {d['min_ess_bulk']:.0f}  divergences {d['divergences']}")
+                print(
+                    f"  {m:8s} max R-hat {d['max_rhat']:.3f}  min ESS {d['min_ess_bulk']:.0f}  divergences {d['divergences']}"
+                )
             for key, row in res["beta"].items():
                 a, b = row["two_stage"], row["joint"]
-                print(f"  {key:22s} two-stage {a[0]:+9.4g} [{a[1]:+.4g}, {a[2]:+.4g}]  joint {b[0]:+9.4g} [{b[1]:+.4g}, {b[2]:+.4g}]  overlap {row['overlap']}  truth {row['truth']}")
+                print(
+                    f"  {key:22s} two-stage {a[0]:+9.4g} [{a[1]:+.4g}, {a[2]:+.4g}]  joint {b[0]:+9.4g} [{b[1]:+.4g}, {b[2]:+.4g}]  overlap {row['overlap']}  truth {row['truth']}"
+                )
     n_pairs = sum(len(r["beta"]) for r in results)
     n_overlap = sum(row["overlap"] for r in results for row in r["beta"].values())
     summary = {
         "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores",
-        "draws": args.draws, "tune": args.tune, "overlapping_intervals": f"{n_overlap}/{n_pairs}",
+        "draws": args.draws,
+        "tune": args.tune,
+        "overlapping_intervals": f"{n_overlap}/{n_pairs}",
         "results": results,
     }
     print(f"90 % intervals overlap for {n_overlap} of {n_pairs} (seed, response, covariate)")
