@@ -27,8 +27,9 @@ def diagnostics_line(path) -> str:
 
     tree = xr.open_datatree(path)
     post = tree["posterior"].to_dataset().reset_coords(drop=True)
-    rhat = float(az.rhat(post).to_array().max())
-    ess = float(az.ess(post, method="bulk").to_array().min())
+    # per variable: one array of all would broadcast their different dims against each other
+    rhat = max(float(v.max()) for v in az.rhat(post).data_vars.values())
+    ess = min(float(v.min()) for v in az.ess(post, method="bulk").data_vars.values())
     div = int(tree["sample_stats"]["diverging"].sum())
     return f"max R-hat {rhat:.3f}, min bulk ESS {ess:.0f}, {div} divergences"
 

@@ -42,8 +42,9 @@ def diagnostics(path) -> dict:
     tree = xr.open_datatree(path)
     post = tree["posterior"].to_dataset().reset_coords(drop=True)
     return {
-        "max_rhat": float(az.rhat(post).to_array().max()),
-        "min_ess_bulk": float(az.ess(post, method="bulk").to_array().min()),
+        # per variable: the variables' dims differ, and one array of all would broadcast them
+        "max_rhat": max(float(v.max()) for v in az.rhat(post).data_vars.values()),
+        "min_ess_bulk": min(float(v.min()) for v in az.ess(post, method="bulk").data_vars.values()),
         "divergences": int(tree["sample_stats"]["diverging"].sum()),
         "sampling_time_s": float(tree.attrs.get("sampling_time_s", np.nan)),
     }

@@ -115,3 +115,13 @@ def test_joint_needs_a_response(small_reduced, tmp_path, capsys):
     err = capsys.readouterr().err
     assert "xray_only.h5" in err and "no FLIM or PL data" in err
     assert not out.exists()
+
+
+def test_pinned_choice_compares_errors_with_the_spread_beyond_noise(rng):
+    from bayes_sc.modeling.joint import pinned
+
+    y = 2.0 + 0.3 * rng.standard_normal(200)  # responses spread 0.3 beyond their noise
+    assert pinned(y, np.full(200, 0.02))  # precise units: sampled as themselves
+    noisy = 2.0 + np.sqrt(0.03**2 + 0.1**2) * rng.standard_normal(200)
+    assert not pinned(noisy, np.full(200, 0.1))  # noise dominates: law + non-centred residual
+    assert pinned(noisy, np.full(200, 0.1), True) and not pinned(y, np.full(200, 0.02), False)

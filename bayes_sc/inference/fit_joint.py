@@ -66,6 +66,8 @@ def fit_joint(
         pl = (pl_data, pl_start, e_peak_centred(preset["priors"]["E_peak"], pl_start))
     model = build_joint_model(xray, preset, settings, flim=flim, pl=pl)
     for r, c in model.law_constants.items():
+        log.info("joint: %s %s", r, "sampled as itself (its data pin it)" if c["pinned"]
+                 else "as law + non-centred residual (its prior carries the residual)")  # fmt: skip
         if c["n_clamped"]:
             log.warning("%s: %d units lie beyond the X-ray edge range; their covariates are "
                         "the profile's value at its limit", r, c["n_clamped"])  # fmt: skip

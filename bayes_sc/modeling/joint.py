@@ -108,6 +108,24 @@ def _pinned_field(name, graph, law_mean, sigma, rho, start, mean_prior, *, dims,
     return f, m
 
 
+def pinned(y0, se, choice="auto") -> bool:
+    """Whether a response's own data pin it against its residual about the law.
+
+    ``choice`` is the ``[joint] pinned`` setting: true, false or ``"auto"``: pinned when the
+    units' median standard error ``se`` is below half the spread of the first estimates ``y0``
+    beyond their noise, √(var y0 − se²) (an upper bound of the residual's scale: it holds the
+    law's part too, hence the half). Pinned responses are sampled as themselves
+    (:func:`_pinned_field`), the others as law + non-centred residual: a pinned form where the
+    prior dominates is a funnel in the residual's scale (the demo's τ: R-hat 1.06, 8
+    divergences).
+    """
+    if choice != "auto":
+        return bool(choice)
+    se_med = float(np.nanmedian(se))
+    spread = np.sqrt(max(float(np.nanvar(y0)) - se_med**2, 0.0))
+    return se_med < 0.5 * spread
+
+
 def _soft_floor(x, floor: float, width: float):
     """≈ x above ``floor`` + a few ``width``, smoothly ≥ ``floor`` below: keeps a lifetime
     positive while NUTS explores, without a flat region that would stall it."""
@@ -140,18 +158,19 @@ def build_joint_model(xray, preset: dict, settings: dict, *, flim=None, pl=None)
     pri, joint = settings["priors"], settings["joint"]
     knots = int(_value(settings["profiles"]["max_interior_knots"]))
     margin = float(_value(settings["profiles"]["extrapolate_um"]))
-    units = {}  # response -> (edge [µm], start values of the response [unit])
+    units = {}  # response -> (edge [µm], start values, their standard errors [unit])
     if pl is not None:
-        units["blueshift"] = (pl[0].edge_um, 1000.0 * pl[1]["E_peak"])
+        units["blueshift"] = (pl[0].edge_um, 1000.0 * pl[1]["E_peak"], 1000.0 * pl[1]["E_peak_se"])
     if flim is not None:
-        tau_ok = np.where(flim[1]["ok"], flim[1]["tau"], np.nan)
-        units["tau"] = (np.asarray(flim[0].coords()["flim_edge_um"], float), tau_ok)
+        ok = flim[1]["ok"]
+        units["tau"] = (np.asarray(flim[0].coords()["flim_edge_um"], float),
+                        np.where(ok, flim[1]["tau"], np.nan), flim[1]["tau_sd"][ok])  # fmt: skip
     names = [r for r in RESPONSES if r in units]
     if not names:
         raise InputError(None, "the joint model needs FLIM or PL data besides the X-ray scan")
     law = {}
     for r in names:
-        edge, y0 = units[r]
+        edge, y0, se = units[r]
         try:
             H, n_clamped = covariate_projection(xray_edge, edge, max_interior_knots=knots,
                                                 margin_um=margin)  # fmt: skip
@@ -169,7 +188,8 @@ def build_joint_model(xray, preset: dict, settings: dict, *, flim=None, pl=None)
             raise InputError(None, f"{r}: the first estimates of the response do not vary "
                              "across the crystal: nothing to regress on")  # fmt: skip
         law[r] = dict(H=H, x_centre=x0.mean(axis=0), x_scale=x_scale, y_centre=float(
-            np.nanmean(y0)), y_scale=y_scale, n_clamped=n_clamped)  # fmt: skip
+            np.nanmean(y0)), y_scale=y_scale, n_clamped=n_clamped,
+            pinned=pinned(y0, se, joint.get("pinned", "auto")))  # fmt: skip
     rho_prior = joint["residual_rho"]
     coords = {"response": names, "covariate": list(COVS)}
     with pm.Model(coords=coords) as model:
@@ -190,7 +210,7 @@ def build_joint_model(xray, preset: dict, settings: dict, *, flim=None, pl=None)
             sigma = c["y_scale"] * p["sigma_std"]
             unit = float(np.clip(np.median(flim[1]["tau_sd"][flim[1]["ok"]]), 1e-3, 1.0))
             icpt = pri["intercept_std"]  # τ at the covariates' means, standardised
-            if centred:  # each pixel's photons pin τ: sample τ itself
+            if c["pinned"]:  # each pixel's photons pin τ: sample τ itself
                 raw, p["centre"] = _pinned_field(
                     "tau_field", graph, p["offset"], sigma, rho, start,
                     (c["y_centre"] + c["y_scale"] * icpt["mu"], c["y_scale"] * icpt["sigma"]),
@@ -208,7 +228,7 @@ def build_joint_model(xray, preset: dict, settings: dict, *, flim=None, pl=None)
             unit = float(np.clip(np.median(pl[1]["E_peak_se"]), 1e-6, 0.05))
             rho = _prior(rho_prior, "blueshift_resid_rho")
             sigma = c["y_scale"] * p["sigma_std"] / 1000.0  # [eV]
-            if centred:  # each spectrum pins its E_peak: sample E_peak itself
+            if c["pinned"]:  # each spectrum pins its E_peak: sample E_peak itself
                 f, p["centre"] = _pinned_field(
                     "E_peak_field", graph, p["offset"] / 1000.0, sigma, rho, start,
                     (e_pr["mu"], e_pr["sigma"]), dims=PT, unit=unit,
