@@ -328,14 +328,26 @@ def test_simulate_arguments(fake_simulate, tmp_path, capsys):
 def test_demo(fake_simulate, tmp_path, capsys, monkeypatch):
     monkeypatch.chdir(tmp_path)
     fitted = []  # the fits and the regression have their own tests; here only the wiring
-    monkeypatch.setattr("bayes_sc.demo.fit_and_regress",
-                        lambda outdir, reduced, **kw: fitted.append((outdir, reduced)))  # fmt: skip
+    reported = []
+
+    def fake_fit(outdir, reduced, **kw):
+        fitted.append((outdir, reduced))
+        return {}
+
+    def fake_reports(outdir, paths, reduced):
+        reported.append((outdir, reduced))
+        return Path(outdir) / "reports" / "index.md"
+
+    monkeypatch.setattr("bayes_sc.demo.fit_and_regress", fake_fit)
+    monkeypatch.setattr("bayes_sc.demo.write_reports", fake_reports)
     assert main(["demo"]) == 0
     assert fitted == [(Path("demo_out"), Path("demo_out") / "reduced.h5")]
+    assert reported == fitted
     assert fake_simulate[0]["outdir"] == Path("demo_out")
     assert fake_simulate[0]["scan_shape"] == (6, 6) and fake_simulate[0]["seed"] == 0
     out = capsys.readouterr().out
     assert "SC-test" in out and "manifest: demo_out/supercrystal.toml" in out
+    assert out.strip().splitlines()[-1] == "report: demo_out/reports/index.md"  # ends with it
 
 
 @pytest.mark.parametrize("text", ["25", "25x", "x25", "0x5", "5x0", "-1x5", "2.5x3", "5x5x5",
