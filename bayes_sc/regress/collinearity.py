@@ -61,8 +61,10 @@ def collinearity_warnings(response: str, design: dict, beta_corr, contr, limits:
         for j in range(i + 1, len(names))
         if abs(beta_corr[i, j]) > limits["max_abs_beta_correlation"]
     ]
+    # contraction < 0: the posterior (a mixture over the imputed profiles) is wider than the
+    # prior, i.e. the data removed none of it
     weak = [
-        f"{n} ({c:.0%} of its prior variance removed)"
+        f"{n} ({max(c, 0.0):.0%} of its prior variance removed)"
         for n, c in zip(names, contr, strict=True)
         if c < limits["min_contraction"]
     ]
