@@ -115,6 +115,17 @@ def has_grid(ds: xr.Dataset, prefix: str) -> bool:
     return f"{prefix}_row" in ds.coords and f"{prefix}_col" in ds.coords
 
 
+def _panels(q, mean, width, ci_prob):
+    """(values, title, signed, colour map) of the mean and interval-width panels of a map."""
+    return zip(
+        (mean, width),
+        _panel_titles(ci_prob),
+        (q.signed, False),
+        ("RdBu_r" if q.signed else "viridis", "cividis"),
+        strict=True,
+    )
+
+
 def _panel_titles(ci_prob: float) -> tuple[str, str]:
     return "posterior mean", f"{round(100 * ci_prob)} % interval width"
 
@@ -148,14 +159,8 @@ def grid_map_figure(
     fig = new_figure(8.0, min(max(3.6 * aspect + 0.9, 2.6), 7.0))
     axes = fig.subplots(1, 2, sharex=True, sharey=True)
     segs = grid.outline()
-    for ax, values, title, signed, cmap in zip(
-        axes,
-        (mean, width),
-        _panel_titles(ci_prob),
-        (q.signed, False),
-        ("RdBu_r" if q.signed else "viridis", "cividis"),
-        strict=True,
-    ):
+    for ax, (values, title, signed, cmap) in zip(axes, _panels(q, mean, width, ci_prob),
+                                                 strict=True):  # fmt: skip
         vmin, vmax = colour_limits(values, signed)
         im = ax.imshow(
             grid.image(values),
@@ -211,14 +216,8 @@ def point_map_figure(
     fig = new_figure(8.0, min(max(3.6 * span_y / span_x + 0.9, 2.6), 7.0))
     axes = fig.subplots(1, 2, sharex=True, sharey=True)
     size = 2000.0 / max(len(x), 20)
-    for ax, values, title, signed, cmap in zip(
-        axes,
-        (mean, width),
-        _panel_titles(ci_prob),
-        (q.signed, False),
-        ("RdBu_r" if q.signed else "viridis", "cividis"),
-        strict=True,
-    ):
+    for ax, (values, title, signed, cmap) in zip(axes, _panels(q, mean, width, ci_prob),
+                                                 strict=True):  # fmt: skip
         vmin, vmax = colour_limits(values, signed)
         sc = ax.scatter(
             x,
