@@ -126,6 +126,16 @@ def _panels(q, mean, width, ci_prob):
     )
 
 
+def _finish_panel(fig, ax, artist, q, name, title, *, is_mean):
+    """Equal aspect, title, x label [µm] and the colour bar (the quantity, or its width)."""
+    ax.set_aspect("equal")
+    ax.set_title(title)
+    ax.set_xlabel("x [µm]")
+    unit = f" [{q.unit}]" if q.unit else ""
+    label = q.label(name) if is_mean else f"width of {q.symbol}{unit}"
+    fig.colorbar(artist, ax=ax, label=label, shrink=0.9)
+
+
 def _panel_titles(ci_prob: float) -> tuple[str, str]:
     return "posterior mean", f"{round(100 * ci_prob)} % interval width"
 
@@ -172,12 +182,7 @@ def grid_map_figure(
             interpolation="nearest",
         )
         ax.add_collection(LineCollection(segs, colors="k", linewidths=1.0))
-        ax.set_aspect("equal")
-        ax.set_title(title)
-        ax.set_xlabel("x [µm]")
-        unit = f" [{q.unit}]" if q.unit else ""
-        label = q.label(name) if values is mean else f"width of {q.symbol}{unit}"
-        fig.colorbar(im, ax=ax, label=label, shrink=0.9)
+        _finish_panel(fig, ax, im, q, name, title, is_mean=values is mean)
     axes[0].set_ylabel("y [µm]")
     fig.suptitle(q.title(name))
     return fig
@@ -233,12 +238,7 @@ def point_map_figure(
         if outline_um is not None and len(outline_um) > 2:
             poly = np.vstack([outline_um, outline_um[:1]])
             ax.plot(poly[:, 0], poly[:, 1], color="k", lw=1.0)
-        ax.set_aspect("equal")
-        ax.set_title(title)
-        ax.set_xlabel("x [µm]")
-        unit = f" [{q.unit}]" if q.unit else ""
-        label = q.label(name) if values is mean else f"width of {q.symbol}{unit}"
-        fig.colorbar(sc, ax=ax, label=label, shrink=0.9)
+        _finish_panel(fig, ax, sc, q, name, title, is_mean=values is mean)
     axes[0].set_ylabel("y [µm]")
     if not axes[0].yaxis_inverted():
         axes[0].invert_yaxis()
