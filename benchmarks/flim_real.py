@@ -47,7 +47,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         man = Path(tmp) / "image.toml"
         man.write_text(
-            f'name = "{args.ptu.stem}"\nmaterial = "cspbbr2cl"\n[flim]\nptu = "{args.ptu}"\n'
+            f'name = "{args.ptu.stem}"\nmaterial = "cspbbr2cl"\n[flim]\nptu = "{args.ptu.resolve()}"\n'
         )
         red = Path(tmp) / "reduced.h5"
         reduce_dataset(man, red, progress=False)

@@ -188,7 +188,7 @@ def test_flim_model_structure(small_reduced, measured):
     model = build_flim_model(data, load_preset("cspbbr2cl"), start)
     names = {v.name for v in model.free_RVs}
     shared = {"tau_mu_u", "tau_sd", "tau_rho", "flim_amplitude_z", "flim_background_z"}
-    irf = {"irf_shift"} if measured else {"irf_centre", "irf_fwhm_z", "irf_tail_z"}
+    irf = {"irf_shift"} if measured else {"irf_mean", "irf_fwhm_z", "irf_tail_z"}
     assert shared | irf <= names
     assert "tau_field_coef_u" in names or "tau_field_z" in names
     assert model.named_vars_to_dims["tau"] == (PIX,)

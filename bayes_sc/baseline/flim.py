@@ -91,7 +91,9 @@ def fit_global(data) -> dict:
     if measured:
         out["irf_shift_ps"] = float(best[3])
     else:
-        out.update(irf_centre_ps=float(best[3]), irf_fwhm_ps=float(np.exp(best[4])),
+        # the modelled IRF is periodic: report its centre within the period [0, T)
+        centre_ps = float(best[3]) % (1e3 * data.period_ns)
+        out.update(irf_centre_ps=centre_ps, irf_fwhm_ps=float(np.exp(best[4])),
                    irf_tail_ps=float(np.exp(best[5])))  # fmt: skip
     return out
 

@@ -3,7 +3,7 @@
 Per crystal pixel p: lifetime τ_p [ns] (a BYM2 field of log τ over the image's 4-neighbour
 graph, SPEC §6) and decay photons A_p (independent, log-normal prior). Shared: the IRF (the
 measured one delayed by ``irf_shift`` [ps], or a modelled exponentially modified Gaussian whose
-centre, FWHM and tail are learned) and the background b [counts per native bin per pixel].
+mean arrival time ``irf_mean``, FWHM and tail are learned) and the background b [counts per native bin per pixel].
 Expected counts of merged bin J (SPEC §5, exact for a piecewise-constant IRF, sub-bin shifts
 included; :func:`bayes_sc.physics.flim_binned.flim_expected_merged`)::
 
@@ -63,7 +63,7 @@ def build_flim_model(data: FlimData, preset: dict, start: dict, tau_field=None) 
         Merged histograms of the crystal pixels, IRF, pixel graph.
     preset
         Material preset (``[priors.tau]``, ``flim_amplitude``, ``flim_background``,
-        ``irf_shift`` or ``irf_centre/fwhm/tail``).
+        ``irf_shift`` or ``irf_mean/fwhm/tail``).
     start
         Per-pixel ML fits (:func:`bayes_sc.baseline.flim.fit_pixels`): starting values and the
         sampling coordinates of the amplitudes, never priors.
@@ -106,12 +106,16 @@ def build_flim_model(data: FlimData, preset: dict, start: dict, tau_field=None) 
             shift = pm.Normal("irf_shift", p["mu"], p["sigma"], initval=glob["irf_shift_ps"])
             irf = data.irf
         else:
-            centre = pm.Normal("irf_centre", glob["irf_centre_ps"], pr["irf_centre"]["sigma"],
-                               initval=glob["irf_centre_ps"])  # fmt: skip
+            # The pulse's mean arrival time (Gaussian centre + tail) is what the decays pin
+            # first; sampled as such, an unresolved pulse leaves an axis-aligned ridge in (mean,
+            # log tail) rather than the curved centre = mean - tail one that NUTS diverges on.
+            mean0 = glob["irf_centre_ps"] + glob["irf_tail_ps"]
+            mean = pm.Normal("irf_mean", mean0, pr["irf_mean"]["sigma"], initval=mean0)
             fwhm = _scaled_log_normal("irf_fwhm", pr["irf_fwhm"]["mu"], pr["irf_fwhm"]["sigma"],
                                       np.log(glob["irf_fwhm_ps"]), 0.01, None)  # fmt: skip
             tail = _scaled_log_normal("irf_tail", pr["irf_tail"]["mu"], pr["irf_tail"]["sigma"],
                                       np.log(glob["irf_tail_ps"]), 0.03, None)  # fmt: skip
+            centre = mean - tail
             irf = emg_irf(data.n_bins, data.bin_ns, centre / 1e3, fwhm / 1e3, tail / 1e3)
             irf = pt.specify_shape(irf, (data.n_bins,))
             pm.Deterministic("irf_shift", centre)
