@@ -3,7 +3,8 @@
 Per crystal pixel p: lifetime τ_p [ns] (a BYM2 field of log τ over the image's 4-neighbour
 graph, SPEC §6) and decay photons A_p (independent, log-normal prior). Shared: the IRF (the
 measured one delayed by ``irf_shift`` [ps], or a modelled exponentially modified Gaussian whose
-mean arrival time ``irf_mean``, FWHM and tail are learned) and the background b [counts per native bin per pixel].
+mean arrival time ``irf_mean``, FWHM and tail are learned) and the background b [counts per
+native bin per pixel].
 Expected counts of merged bin J (SPEC §5, exact for a piecewise-constant IRF, sub-bin shifts
 included; :func:`bayes_sc.physics.flim_binned.flim_expected_merged`)::
 
