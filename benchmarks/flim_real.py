@@ -79,7 +79,8 @@ def main() -> None:
     size = data.pixel_um
     ext = [0, mean.shape[1] * size, mean.shape[0] * size, 0]
     fig, axes = plt.subplots(1, 3, figsize=(13, 4.2), constrained_layout=True)
-    vmin, vmax = np.nanpercentile(mean, [2, 98])
+    # one colour scale for both τ maps (2-98 % of their values together), so that they compare
+    vmin, vmax = np.nanpercentile(np.concatenate([mean.ravel(), ml_map.ravel()]), [2, 98])
     for ax, img, title, cmap, lims in [
         (axes[0], mean, "posterior mean τ [ns]", "viridis", (vmin, vmax)),
         (axes[1], width, "90 % interval width of τ [ns]", "magma", (None, None)),
