@@ -109,7 +109,7 @@ def write_reduced(path, counts, irf, cfg, pixel_um):
                        irf_source="simulated IRF")  # fmt: skip
 
 
-def posterior_48(preset, seed, draws=1000, merge=None):
+def posterior_48(preset, seed, draws=1000, merge=None, tune=1000):
     """(c): simulate a 48 × 48 image, fit the default spatial posterior, evaluate."""
     import arviz as az
 
@@ -127,7 +127,7 @@ def posterior_48(preset, seed, draws=1000, merge=None):
         red = Path(tmp) / "reduced.h5"
         write_reduced(red, counts, irf, cfg, px)
         t0 = time.perf_counter()
-        tree = fit_flim(red, preset, seed=seed, progress=False, draws=draws, merge=merge)
+        tree = fit_flim(red, preset, seed=seed, progress=False, draws=draws, tune=tune, merge=merge)
         wall = time.perf_counter() - t0
         data = load_flim(red, merge=int(tree.attrs["merge"]))
         ml = fit_pixels(data)
@@ -146,6 +146,9 @@ def posterior_48(preset, seed, draws=1000, merge=None):
     def rmse(x):
         return float(np.sqrt(np.mean((x - want) ** 2)))
 
+    # which variable mixes worst (one τ among ~1400 by chance, or a hyperparameter?)
+    worst = max(names, key=lambda v: float(rhat[v].max()))
+
     return {
         "pixels": int(rows.size), "wall_s": wall, "merge": int(tree.attrs["merge"]),
         "tau_centred": int(tree.attrs["tau_centred"]),
@@ -156,7 +159,9 @@ def posterior_48(preset, seed, draws=1000, merge=None):
         "max_rhat": float(max(float(rhat[v].max()) for v in names)),
         "min_ess_bulk": float(min(float(ess[v].min()) for v in names)),
         "min_bfmi": float(az.bfmi(tree)["energy"].min()), "draws": int(tree.attrs["draws"]),
-        "mean_tree_depth": float(ss["tree_depth"].mean()),
+        "mean_tree_depth": float(ss["tree_depth"].mean()), "tune": tune,
+        "worst_rhat": worst, "n_rhat_above_1.01": int(sum(int((rhat[v] > 1.01).sum()) for v in names)),
+        "n_parameters": int(sum(rhat[v].size for v in names)),
     }  # fmt: skip
 
 
@@ -168,6 +173,7 @@ def main() -> None:
     ap.add_argument(
         "--draws", type=int, default=1000, help="(c): kept draws per chain (the default)"
     )
+    ap.add_argument("--tune", type=int, default=1000, help="(c): warm-up draws per chain")
     ap.add_argument("--merge", type=int, default=None, help="(c): native bins per merged bin")
     args = ap.parse_args()
     from bayes_sc.inference.sample import enable_parallel_chains
@@ -215,7 +221,7 @@ def main() -> None:
         f"(b) pixels/s: ours (MAP, JAX) {ours_pps:.0f} ({ours_pps_with_compile:.0f} counting its one compilation), flimlib LMA {lib_pps:.0f}, ratio {out['ratio_speed']:.2f}"
     )
     if not args.skip_posterior:
-        post = posterior_48(preset, args.seed, args.draws, args.merge)
+        post = posterior_48(preset, args.seed, args.draws, args.merge, args.tune)
         out["posterior_48x48"] = post
         print(f"(c) 48 x 48 image, {post['pixels']} crystal pixels: {post['wall_s']:.0f} s, "
               f"divergences {post['divergences']}, max R-hat {post['max_rhat']:.3f}, "
