@@ -88,7 +88,9 @@ def build_flim_model(data: FlimData, preset: dict, start: dict, tau_field=None) 
         tau_start = np.where(start["ok"], start["tau"], glob["tau_ns"])
         centred = tau_centred(pr["tau"], start)
         if tau_field is None:
-            tau = field("tau", tau_prior, g, tau_start, dims=PIX, centred=centred)
+            # mean and scale of log τ in units ~ their posterior sds (1/√n of a pixel's)
+            tau = field("tau", tau_prior, g, tau_start, dims=PIX, centred=centred,
+                        hyper_scale=1.0 / np.sqrt(g.n))  # fmt: skip
         else:
             tau = tau_field(g, tau_start, centred)
         tau = pm.Deterministic("tau", tau, dims=PIX)

@@ -86,14 +86,38 @@ def scaled_normal(name, mu, sigma, unit, initval, dims=None):
     return pm.Deterministic(name, unit * u, dims=dims)
 
 
-def field(name, prior, graph, start, *, dims: str, half_range=None, centred=None):
+class ScaledLog(pm.distributions.transforms.Transform):
+    """Positive ``x`` sampled as ``z = (log x - centre) / scale`` (a linear change of variables
+    of ``log x``: the prior is unchanged, only the coordinates NUTS adapts in)."""
+
+    name = "scaled_log"
+
+    def __init__(self, centre: float, scale: float):
+        self.centre, self.scale = float(centre), float(scale)
+
+    def forward(self, value, *inputs):
+        return (pt.log(value) - self.centre) / self.scale
+
+    def backward(self, value, *inputs):
+        return pt.exp(self.centre + self.scale * value)
+
+    def log_jac_det(self, value, *inputs):
+        return np.log(self.scale) + self.centre + self.scale * value
+
+
+def field(name, prior, graph, start, *, dims: str, half_range=None, centred=None,
+          hyper_scale=None):  # fmt: skip
     """A BYM2 field on the field's transformed scale; returns it on the natural scale.
 
     ``start`` holds per-pixel starting values (NaN where unknown): they set the initial point
     (the mean, the field scale and the field itself), never the prior. ``centred`` overrides
     the preset's ``field.centred`` (e.g. decided from the data). The preset's
     ``field.sample_unit`` [transformed units] is the unit the mean and centred coefficients are
-    sampled in (see :func:`scaled_normal`).
+    sampled in (see :func:`scaled_normal`). ``hyper_scale`` (e.g. 1/√n for n pixels whose own
+    data pin the field) samples the field's mean in units of ``hyper_scale`` × that unit and its
+    log scale in units of ``hyper_scale``: both are pinned ~√n more tightly than any one pixel,
+    and in unit coordinates NUTS's warm-up begins without the deep trees of an identity mass
+    matrix far off the posterior's scales.
     """
     spec = prior["field"]
     log = spec["transform"] == "log"
@@ -102,6 +126,7 @@ def field(name, prior, graph, start, *, dims: str, half_range=None, centred=None
     start = np.where(np.isfinite(start), start, np.nanmedian(start))
     t = np.log(start) if log else start
     centre = float(np.mean(t))
+    mean_unit = unit if hyper_scale is None else unit * float(hyper_scale)
     if half_range is not None:  # circular fields: the mean anywhere in one period around the data
         # untransformed: the bounds lie ~1e4 posterior sds away, and a logit transform would
         # undo the unit
@@ -109,11 +134,13 @@ def field(name, prior, graph, start, *, dims: str, half_range=None, centred=None
                        default_transform=None)  # fmt: skip
         mu = pm.Deterministic(f"{name}_mu", centre + unit * u)
     elif prior["dist"] == "HalfNormal":  # a positive field: weakly informative log-mean
-        mu = scaled_normal(f"{name}_mu", np.log(prior["sigma"] / 2), 1.5, unit, centre)
+        mu = scaled_normal(f"{name}_mu", np.log(prior["sigma"] / 2), 1.5, mean_unit, centre)
     else:
-        mu = scaled_normal(f"{name}_mu", prior["mu"], prior["sigma"], unit, centre)
+        mu = scaled_normal(f"{name}_mu", prior["mu"], prior["sigma"], mean_unit, centre)
     sd0 = float(np.clip(np.std(t), 0.05 * spec["sd_scale"], 2 * spec["sd_scale"]))
-    sigma = pm.HalfNormal(f"{name}_sd", spec["sd_scale"], initval=sd0)
+    sd_transform = None if hyper_scale is None else ScaledLog(np.log(sd0), hyper_scale)
+    sigma = pm.HalfNormal(f"{name}_sd", spec["sd_scale"], initval=sd0,
+                          default_transform=sd_transform)  # fmt: skip
     rho = pm.Beta(f"{name}_rho", 2.0, 2.0, initval=0.5)
     coef0 = bym2_coef_init(graph, t, centre)
     sd_modes = sd0 * np.sqrt(0.5 * graph.structured_variance() + 0.5)
