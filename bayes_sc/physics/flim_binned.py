@@ -94,7 +94,8 @@ def _causal_filter(w, log_qm, n_b: int, xp):
     kappa = xp.minimum(-log_qm, 600.0 / seg)[:, None, None]
     i = np.arange(seg, dtype=float)
     # a cumulative sum as a product with a triangle of ones: XLA on CPU differentiates cumsum
-    # (a reduce-window) far more slowly than a small matrix product
+    # (a reduce-window) more slowly than a small matrix product (filter value + gradient at
+    # 1364 pixels: 1.8 -> 1.4 ms)
     tri = np.triu(np.ones((seg, seg)))
     local = xp.exp(-kappa * i) * ((w * xp.exp(kappa * i)) @ tri)  # (P, n_seg, seg)
     if n_seg > 1:
