@@ -93,3 +93,16 @@ def test_scaled_log_transform_leaves_the_prior_unchanged():
         pm.HalfNormal("s", 0.5, initval=0.37, default_transform=ScaledLog(centre, scale))
     z0 = m2.initial_point()["s_scaled_log__"]
     assert np.exp(centre + scale * z0) == pytest.approx(0.37, rel=1e-12)
+
+
+def test_field_scale_keeps_its_log_transform_without_hyper_scale():
+    """A field's sd is sampled on the log scale unless ``hyper_scale`` asks for ScaledLog."""
+    from bayes_sc.modeling.spatial import field
+
+    prior = {"dist": "Normal", "mu": 0.0, "sigma": 1.0,
+             "field": {"transform": "none", "centred": True, "sd_scale": 0.5}}  # fmt: skip
+    g = grid_graph(np.ones((3, 3), bool))
+    for hyper, suffix in ((None, "_sd_log__"), (1 / 3, "_sd_scaled_log__")):
+        with pm.Model() as model:
+            field("f", prior, g, np.linspace(0, 1, g.n), dims=None, hyper_scale=hyper)
+        assert any(v.name == "f" + suffix for v in model.value_vars), model.value_vars

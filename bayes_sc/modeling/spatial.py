@@ -138,9 +138,11 @@ def field(name, prior, graph, start, *, dims: str, half_range=None, centred=None
     else:
         mu = scaled_normal(f"{name}_mu", prior["mu"], prior["sigma"], mean_unit, centre)
     sd0 = float(np.clip(np.std(t), 0.05 * spec["sd_scale"], 2 * spec["sd_scale"]))
-    sd_transform = None if hyper_scale is None else ScaledLog(np.log(sd0), hyper_scale)
-    sigma = pm.HalfNormal(f"{name}_sd", spec["sd_scale"], initval=sd0,
-                          default_transform=sd_transform)  # fmt: skip
+    # (default_transform=None would mean no transform at all: pass it only when replacing log)
+    sd_kw = {}
+    if hyper_scale is not None:
+        sd_kw["default_transform"] = ScaledLog(np.log(sd0), hyper_scale)
+    sigma = pm.HalfNormal(f"{name}_sd", spec["sd_scale"], initval=sd0, **sd_kw)
     rho = pm.Beta(f"{name}_rho", 2.0, 2.0, initval=0.5)
     coef0 = bym2_coef_init(graph, t, centre)
     sd_modes = sd0 * np.sqrt(0.5 * graph.structured_variance() + 0.5)
