@@ -13,9 +13,9 @@ from pathlib import Path
 
 #: Sampler settings of the demo: (tune, draws) per model; short but with clean diagnostics.
 DEMO_SETTINGS = {
-    "xray": (1000, 1000),
-    "flim": (1000, 1000),
-    "pl": (500, 500),
+    "xray": (1000, 2000),
+    "flim": (1000, 2000),
+    "pl": (500, 1500),
     "regress": (500, 300),
 }
 
