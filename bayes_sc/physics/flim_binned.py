@@ -16,8 +16,7 @@ resolution, and the IRF keeps its native resolution). The kernel is geometric be
 
 and the sums of ``P`` over a merged bin follow from its value at the end of the previous bin
 and two within-bin moments of ``g`` (one matrix product for all pixels). The causal filter over
-merged bins runs in segments (a rescaled cumulative sum inside each, a small matrix of powers
-across them) and never overflows for any τ > 0.
+merged bins is a scan of ``P[J] = q^M P[J-1] + w[J]`` (stable for any τ > 0).
 """
 
 from __future__ import annotations
@@ -73,39 +72,37 @@ def _kernel_terms(bin_ns, tau, period_ns, frac, xp):
     return a, near[0] - a, near[1] - a * q, q, x
 
 
-SEGMENT = 16  # merged bins per segment of the causal filter
-
-
 def _causal_filter(w, log_qm, n_b: int, xp):
     """``P[J] = Σ_{J' ≤ J} (q^M)^{J-J'} w[J']`` along the last axis of ``w`` (P, n_b).
 
-    ``log_qm`` = log q^M = -κ (≤ 0), shape (P,). Inside segments of :data:`SEGMENT` bins a
-    rescaled cumulative sum, ``Q^i Σ_{i' ≤ i} Q^{-i'} w[i']``; across segments a small dense
-    matrix of powers. κ is capped at 600 / SEGMENT inside the rescaling so that ``Q^{-i}`` never
-    overflows; where the cap binds every power beyond the first is below e^-37 of it, so the
-    result is unchanged to rounding.
+    ``log_qm`` = log q^M ≤ 0, shape (P,). The recurrence ``P[J] = q^M P[J-1] + w[J]`` run as a
+    scan over the merged bins, vectorised over pixels: stable for every τ > 0 (q^M ≤ 1), and
+    under JAX (``lax.scan``, also what PyTensor's ``scan`` becomes) value and gradient cost
+    0.65 ms at 1364 pixels × 65 bins against 2.2 ms for the blocked cumulative-sum form it
+    replaced.
     """
-    seg = min(SEGMENT, n_b)
-    n_seg = -(-n_b // seg)
-    pad = n_seg * seg - n_b
-    if pad:
-        w = xp.concatenate([w, xp.zeros_like(w[:, :pad])], axis=-1)
-    w = w.reshape((-1, n_seg, seg))
-    kappa = xp.minimum(-log_qm, 600.0 / seg)[:, None, None]
-    i = np.arange(seg, dtype=float)
-    # a cumulative sum as a product with a triangle of ones: XLA on CPU differentiates cumsum
-    # (a reduce-window) more slowly than a small matrix product (filter value + gradient at
-    # 1364 pixels: 1.8 -> 1.4 ms)
-    tri = np.triu(np.ones((seg, seg)))
-    local = xp.exp(-kappa * i) * ((w * xp.exp(kappa * i)) @ tri)  # (P, n_seg, seg)
-    if n_seg > 1:
-        s = np.arange(n_seg)
-        slag = s[:, None] - 1 - s[None, :]  # carry into segment s from segment s' < s
-        across = xp.exp(log_qm[:, None, None] * (seg * np.maximum(slag, 0))) * (slag >= 0)
-        carry = xp.sum(across * local[:, None, :, -1], axis=-1)  # (P, n_seg)
-        rise = xp.exp(log_qm[:, None] * (i + 1.0))  # (P, seg)
-        local = local + rise[:, None, :] * carry[:, :, None]
-    return local.reshape((-1, n_seg * seg))[:, :n_b]
+    qm = xp.exp(log_qm)
+    if xp is np:
+        out = np.empty_like(w)
+        p = np.zeros_like(w[:, 0])
+        for j in range(n_b):
+            p = qm * p + w[:, j]
+            out[:, j] = p
+        return out
+    if xp.__name__.startswith("pytensor"):
+        import pytensor
+
+        out = pytensor.scan(lambda wj, p, qm: qm * p + wj, sequences=[w.T],
+                            outputs_info=[xp.zeros_like(w[:, 0])], non_sequences=[qm],
+                            return_updates=False)  # fmt: skip
+        return xp.specify_shape(out.T, (None, n_b))  # static length: later slices broadcast
+    import jax
+
+    def step(p, wj):
+        p = qm * p + wj
+        return p, p
+
+    return jax.lax.scan(step, xp.zeros_like(w[:, 0]), w.T)[1].T
 
 
 def flim_expected_merged(irf, bin_ns, period_ns, tau_ns, amplitude, shift_ps, background, merge):
