@@ -109,7 +109,7 @@ def write_reduced(path, counts, irf, cfg, pixel_um):
                        irf_source="simulated IRF")  # fmt: skip
 
 
-def posterior_48(preset, seed, draws=1000, merge=None, tune=1000):
+def posterior_48(preset, seed, draws=None, merge=None, tune=1000, target_accept=None):
     """(c): simulate a 48 × 48 image, fit the default spatial posterior, evaluate."""
     import arviz as az
 
@@ -127,7 +127,9 @@ def posterior_48(preset, seed, draws=1000, merge=None, tune=1000):
         red = Path(tmp) / "reduced.h5"
         write_reduced(red, counts, irf, cfg, px)
         t0 = time.perf_counter()
-        tree = fit_flim(red, preset, seed=seed, progress=False, draws=draws, tune=tune, merge=merge)
+        kw = {} if draws is None else {"draws": draws}  # None: fit_flim's default
+        tree = fit_flim(red, preset, seed=seed, progress=False, tune=tune, merge=merge,
+                        target_accept=target_accept, **kw)  # fmt: skip
         wall = time.perf_counter() - t0
         data = load_flim(red, merge=int(tree.attrs["merge"]))
         ml = fit_pixels(data)
@@ -160,7 +162,9 @@ def posterior_48(preset, seed, draws=1000, merge=None, tune=1000):
         "min_ess_bulk": float(min(float(ess[v].min()) for v in names)),
         "min_bfmi": float(az.bfmi(tree)["energy"].min()), "draws": int(tree.attrs["draws"]),
         "mean_tree_depth": float(ss["tree_depth"].mean()), "tune": tune,
-        "worst_rhat": worst, "n_rhat_above_1.01": int(sum(int((rhat[v] > 1.01).sum()) for v in names)),
+        "worst_rhat": worst, "target_accept": float(tree.attrs["target_accept"]),
+        "tau_ess_bulk_q05_median": [float(np.quantile(ess["tau"], 0.05)), float(np.median(ess["tau"]))],
+        "mean_leapfrog_steps": float(ss["n_steps"].mean()) if "n_steps" in ss else None, "n_rhat_above_1.01": int(sum(int((rhat[v] > 1.01).sum()) for v in names)),
         "n_parameters": int(sum(rhat[v].size for v in names)),
     }  # fmt: skip
 
@@ -171,8 +175,10 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--skip-posterior", action="store_true")
     ap.add_argument(
-        "--draws", type=int, default=1000, help="(c): kept draws per chain (the default)"
+        "--draws", type=int, default=None, help="(c): kept draws per chain (default: fit's)"
     )
+    ap.add_argument("--target-accept", type=float, default=None,
+                    help="(c): NUTS target acceptance (default: the preset's)")  # fmt: skip
     ap.add_argument("--tune", type=int, default=1000, help="(c): warm-up draws per chain")
     ap.add_argument("--merge", type=int, default=None, help="(c): native bins per merged bin")
     args = ap.parse_args()
@@ -221,7 +227,9 @@ def main() -> None:
         f"(b) pixels/s: ours (MAP, JAX) {ours_pps:.0f} ({ours_pps_with_compile:.0f} counting its one compilation), flimlib LMA {lib_pps:.0f}, ratio {out['ratio_speed']:.2f}"
     )
     if not args.skip_posterior:
-        post = posterior_48(preset, args.seed, args.draws, args.merge, args.tune)
+        post = posterior_48(
+            preset, args.seed, args.draws, args.merge, args.tune, args.target_accept
+        )
         out["posterior_48x48"] = post
         print(f"(c) 48 x 48 image, {post['pixels']} crystal pixels: {post['wall_s']:.0f} s, "
               f"divergences {post['divergences']}, max R-hat {post['max_rhat']:.3f}, "

@@ -40,6 +40,12 @@ def test_flim_fit_recovers_the_simulated_lifetimes(small_reduced, small_sim, tmp
     rmse = np.sqrt(np.mean((draws.mean(0) - tau_true) ** 2))
     assert rmse < 0.05, rmse
     assert int(tree.sample_stats["diverging"].sum()) == 0
+    # each pixel's own ML estimate and error, for the regression (no spatial prior in them)
+    ml, se = tree.constant_data["tau_ml"].values, tree.constant_data["tau_ml_se"].values
+    assert tree.constant_data["tau_ml"].dims == ("flim_pixel",)
+    assert np.isfinite(ml).mean() > 0.9 and (se[np.isfinite(se)] > 0).all()
+    z = ((ml - tau_true) / se)[np.isfinite(ml)]
+    assert 0.7 < np.std(z) < 1.4, np.std(z)  # errors of the right size: independent of the prior
 
 
 def test_flim_fit_bad_input(small_reduced, tmp_path, capsys):

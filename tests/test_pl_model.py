@@ -144,6 +144,10 @@ def test_pl_fit_recovers_simulated_peak_energies(tmp_path):
     b = post["blueshift"].values.reshape(draws.shape)
     blo, bhi = np.quantile(b, [0.05, 0.95], axis=0)
     assert np.mean((truth["blueshift"] >= blo) & (truth["blueshift"] <= bhi)) >= 0.73
+    const = tree["constant_data"]
+    assert const["E_peak_ml"].dims == (PT,) and const["E_peak_ml_se"].dims == (PT,)
+    z = (const["E_peak_ml"].values - truth["E_peak"]) / const["E_peak_ml_se"].values
+    assert 0.6 < np.std(z) < 1.5, np.std(z)
 
 
 def test_bad_pl_input_names_the_file(tmp_path, capsys):

@@ -241,3 +241,49 @@ def test_regress_command_line(crystals, tmp_path, capsys):
     assert main(["regress", str(missing), "-o", str(tmp_path / "r2.nc")]) == 2
     err = capsys.readouterr().err
     assert "nope.nc: file not found" in err and not (tmp_path / "r2.nc").exists()
+
+
+def test_responses_are_per_pixel_likelihood_summaries_else_posterior_with_a_warning(
+    crystals, tmp_path, caplog
+):
+    import logging
+
+    from bayes_sc.regress.inputs import read_posteriors
+
+    col, _ = crystals
+    flim = xr.open_datatree(col["flim"])
+    const = flim["constant_data"].to_dataset()
+    tau_ml = const["tau_ml"].values.copy()
+    tau_ml[3] = np.nan  # a pixel whose own fit failed: left out
+    edited = tmp_path / "flim_ml.nc"
+    const_ml = const.assign(tau_ml=("flim_pixel", tau_ml))
+    tree = xr.DataTree.from_dict({"posterior": flim["posterior"].to_dataset(),
+                                  "constant_data": const_ml})  # fmt: skip
+    tree.attrs.update(flim.attrs)
+    tree.to_netcdf(edited)
+    (cry,) = read_posteriors([col["xray"], edited, col["pl"]])
+    tau = cry.responses["tau"]
+    assert tau.summary == "likelihood"
+    np.testing.assert_array_equal(tau.value, np.delete(tau_ml, 3))
+    np.testing.assert_array_equal(tau.sd, np.delete(const["tau_ml_se"].values, 3))
+    edge = flim["posterior"]["flim_edge_um"].values
+    np.testing.assert_array_equal(tau.edge_um, np.delete(edge, 3))
+    # blueshift from E_peak_ml on the posterior's own centre (E_peak - blueshift / 1000)
+    pl = xr.open_datatree(col["pl"])
+    post = pl["posterior"]
+    centre = float((post["E_peak"] - post["blueshift"] / 1000.0).mean())
+    blue = cry.responses["blueshift"]
+    e_ml = pl["constant_data"]["E_peak_ml"].values
+    np.testing.assert_allclose(blue.value, 1000 * (e_ml - centre))
+    np.testing.assert_allclose(blue.sd, 1000 * pl["constant_data"]["E_peak_ml_se"].values)
+    # an older posterior without the summaries: its marginals, and a warning saying why not
+    bare = tmp_path / "flim_bare.nc"
+    _write(flim["posterior"].to_dataset(), flim.attrs, bare)
+    with caplog.at_level(logging.WARNING, logger="bayes_sc.regress.inputs"):
+        (cry,) = read_posteriors([col["xray"], bare])
+    tau = cry.responses["tau"]
+    assert tau.summary == "posterior"
+    post_mean = flim["posterior"]["tau"].mean(("chain", "draw")).values
+    np.testing.assert_allclose(tau.value, post_mean)
+    assert post_mean.shape == tau.sd.shape
+    assert "no per-pixel likelihood summary" in caplog.text and "too narrow" in caplog.text

@@ -45,6 +45,25 @@ def attach_pixel_coords(tree: xr.DataTree, dim: str, coords: dict) -> xr.DataTre
     return tree
 
 
+def add_likelihood_summary(tree: xr.DataTree, dim: str, summaries: dict) -> xr.DataTree:
+    """Store per-pixel likelihood summaries in ``constant_data`` (on ``dim``).
+
+    ``summaries`` maps a name (e.g. ``"tau_ml"``) to ``(values, unit, description)``. These are
+    each pixel's own maximum-likelihood estimate and standard error, free of the spatial prior:
+    a second-stage model that brings its own prior for the field (the regression's law) needs
+    the data's information alone, not a posterior that already borrowed from the neighbours.
+    NaN marks a pixel whose own fit failed.
+    """
+    const = tree["constant_data"].to_dataset() if "constant_data" in tree.children else None
+    new = xr.Dataset({
+        name: xr.DataArray(np.asarray(values, float), dims=(dim,),
+                           attrs={"units": unit, "description": text})
+        for name, (values, unit, text) in summaries.items()
+    })  # fmt: skip
+    tree["constant_data"] = xr.DataTree(new if const is None else const.merge(new))
+    return tree
+
+
 def posterior_predictive_draws(tree, model, seed, progress, max_draws: int = 200):
     """Posterior predictive of ``model``'s observed variables from at most ``max_draws``
     posterior draws (evenly thinned: a predictive check needs hundreds, not the full set)."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
+import numpy as np
 import xarray as xr
 
 from .sample import enable_parallel_chains, sample
@@ -48,8 +49,9 @@ def prepare_flim(reduced: Path, preset: dict, *, bin_pixels=1, merge=None, cryst
 
 
 def fit_flim(
-    reduced: Path, preset: dict, *, sampler="numpyro", chains=2, draws=1000, tune=1000, seed=0,
+    reduced: Path, preset: dict, *, sampler="numpyro", chains=2, draws=2000, tune=1000, seed=0,
     progress=True, posterior_predictive=False, bin_pixels=1, merge=None, crystal_mask=None,
+    target_accept=None,
 ) -> xr.DataTree:  # fmt: skip
     """Sample the FLIM model of one image and return the DataTree.
 
@@ -67,21 +69,31 @@ def fit_flim(
         Fisher information on τ within ~1.5 % of the native bins').
     crystal_mask
         Optional (ny, nx) bool mask of crystal pixels on the (binned) image.
+    target_accept
+        NUTS target acceptance (default: the preset's ``[flim] target_accept``, else 0.9).
     Other parameters as :func:`bayes_sc.inference.sample.sample`.
     """
     from ..modeling.flim import PIX, build_flim_model
-    from .fit import attach_pixel_coords, posterior_predictive_draws
+    from .fit import add_likelihood_summary, attach_pixel_coords, posterior_predictive_draws
 
     enable_parallel_chains(chains)  # before anything starts JAX (the first fits do)
     data, start, centred = prepare_flim(
         reduced, preset, bin_pixels=bin_pixels, merge=merge, crystal_mask=crystal_mask
     )
     model = build_flim_model(data, preset, start)
-    tree = sample(
-        model, sampler=sampler, chains=chains, draws=draws, tune=tune, seed=seed, progress=progress
-    )
+    if target_accept is None:
+        target_accept = float(preset.get("flim", {}).get("target_accept", 0.9))
+    tree = sample(model, sampler=sampler, chains=chains, draws=draws, tune=tune, seed=seed,
+                  progress=progress, target_accept=target_accept)  # fmt: skip
     if posterior_predictive:
         tree["posterior_predictive"] = posterior_predictive_draws(tree, model, seed, progress)
+    ok = np.asarray(start["ok"], bool)
+    add_likelihood_summary(tree, PIX, {
+        "tau_ml": (np.where(ok, start["tau"], np.nan), "ns",
+                   "per-pixel Poisson ML lifetime (IRF, shift, background at the global fit)"),
+        "tau_ml_se": (np.where(ok, start["tau_sd"], np.nan), "ns",
+                      "its standard error (observed information)"),
+    })  # fmt: skip
     tree.attrs.update(
         model="flim", n_pixels=data.graph.n, source=str(reduced), bin_pixels=data.bin_pixels,
         merge=data.merge, irf="measured" if data.irf is not None else "modelled",

@@ -32,7 +32,7 @@ def fit_pl(
     """
     from ..modeling.pl import PT, build_pl_model, e_peak_centred, first_estimates
     from ..modeling.pl_data import load_pl
-    from .fit import attach_pixel_coords, posterior_predictive_draws
+    from .fit import add_likelihood_summary, attach_pixel_coords, posterior_predictive_draws
 
     enable_parallel_chains(chains)  # before anything starts JAX
     data = load_pl(reduced, point_mask=crystal_mask)
@@ -49,6 +49,11 @@ def fit_pl(
     )
     if posterior_predictive:
         tree["posterior_predictive"] = posterior_predictive_draws(tree, model, seed, progress)
+    add_likelihood_summary(tree, PT, {
+        "E_peak_ml": (start["E_peak"], "eV", "per-point weighted least-squares line centre"),
+        "E_peak_ml_se": (start["E_peak_se"], "eV", "its standard error (scaled by the reduced "
+                         "chi-square where above 1)"),
+    })  # fmt: skip
     tree.attrs.update(
         model="pl", n_points=data.n_points, source=str(reduced), edge_source=data.edge_source,
         e_peak_centred=int(centred),

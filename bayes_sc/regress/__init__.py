@@ -216,7 +216,7 @@ def regress(
         log.warning("%s", w)
     const = {f"{r.name}_edge_um": ((f"{r.name}_unit",), r.edge_um) for r in responses}
     const.update({f"{r.name}_crystal": ((f"{r.name}_unit",), r.crystal) for r in responses})
-    # Each pixel's response (posterior mean, sd) against edge distance: the report's profiles.
+    # Each pixel's response (value, sd as regressed) against edge distance: the report's profiles.
     const.update({f"{r.name}_mean": ((f"{r.name}_unit",), r.y) for r in responses})
     const.update({f"{r.name}_sd": ((f"{r.name}_unit",), r.se) for r in responses})
     tree["constant_data"] = xr.DataTree(xr.Dataset(const))
@@ -230,6 +230,10 @@ def regress(
         warnings=json.dumps(warnings),
         covariate_units=json.dumps(COVARIATES),
         response_units=json.dumps({r.name: r.unit for r in responses}),
+        # per crystal and response: "likelihood" (per-pixel ML summaries) or "posterior"
+        response_summaries=json.dumps(
+            {c.name: {k: v.summary for k, v in c.responses.items()} for c in crystals}
+        ),  # fmt: skip
         bayes_sc_version=__version__,
     )
     run = dict(sampler=sampler, chains=chains, draws=draws, tune=tune, ci_prob=ci_prob,

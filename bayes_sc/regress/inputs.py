@@ -27,10 +27,12 @@ MAX_PROFILE_DRAWS = 2000  # thinned: the profile's covariance needs hundreds of 
 
 @dataclass(frozen=True)
 class Response:
-    """One response of one crystal: per-unit posterior mean and sd at edge distances.
+    """One response of one crystal: per-pixel (per-point) value and sd at edge distances.
 
-    ``value`` and ``sd`` [unit] summarise each pixel's (point's) marginal posterior; ``edge_um``
-    [µm] places it on the covariate profiles.
+    ``value`` and ``sd`` [unit] summarise what each pixel's (point's) own data say: its
+    maximum-likelihood estimate and standard error where the posterior file holds them
+    (``summary = "likelihood"``), else its marginal posterior mean and sd (``"posterior"``).
+    ``edge_um`` [µm] places it on the covariate profiles.
     """
 
     name: str
@@ -39,6 +41,7 @@ class Response:
     sd: np.ndarray
     edge_um: np.ndarray
     source: str
+    summary: str = "likelihood"
 
 
 @dataclass
@@ -83,6 +86,47 @@ def _edge(path: Path, post: xr.Dataset, var: str, dim: str, coord: str) -> np.nd
     return edge
 
 
+# per response: the posterior file's per-pixel ML estimate and standard error (constant_data)
+ML_SUMMARY = {"tau": ("tau_ml", "tau_ml_se"), "blueshift": ("E_peak_ml", "E_peak_ml_se")}
+
+
+def _response_summary(path, tree, post, resp):
+    """(value, sd, kind) of response ``resp`` per pixel/point (see :class:`Response`).
+
+    The regression brings its own prior for the response field (the law plus scatter σ), so it
+    needs what the data say about each pixel alone. The posterior's marginals already borrowed
+    from the neighbours through the spatial prior: their means are smoothed, which removes the
+    real pixel-to-pixel scatter (σ → 0) and makes neighbouring "measurements" dependent, so
+    β's intervals from them come out too narrow. The per-pixel ML summaries ``fit`` stores in
+    ``constant_data`` are independent across pixels; posteriors without them fall back to the
+    marginals, with a warning.
+    """
+    const = tree["constant_data"].to_dataset() if "constant_data" in tree.children else {}
+    est, se = ML_SUMMARY[resp]
+    if est in const and se in const:
+        value = np.asarray(const[est].values, float)
+        sd = np.asarray(const[se].values, float)
+        if resp == "blueshift":  # on the posterior's own centre: blueshift = 1000 (E - E_centre)
+            centre = float((post["E_peak"] - post["blueshift"] / 1000.0).mean())
+            value, sd = 1000.0 * (value - centre), 1000.0 * sd
+        return value, sd, "likelihood"
+    log.warning(
+        "%s: no per-pixel likelihood summary (%s, %s) for %s: using its posterior means and sds, "
+        "which the spatial prior has smoothed, so the slopes' intervals may be too narrow "
+        "(refit with this version of bayes-sc)", path, est, se, resp,
+    )  # fmt: skip
+    draws = _stacked(post, resp)
+    # Blueshift is E_peak minus a per-draw centre shared by all points: that shared part moves
+    # every point together and the intercept absorbs it, so each point's own uncertainty is
+    # that of its E_peak.
+    sd = (
+        1000.0 * _stacked(post, "E_peak").std(0)
+        if resp == "blueshift" and "E_peak" in post
+        else draws.std(0)
+    )
+    return draws.mean(0), sd, "posterior"
+
+
 def read_posterior(path, crystals: dict[str, CrystalInputs]) -> None:
     """Add what ``path`` holds (covariates, responses) to its crystal in ``crystals``."""
     path = Path(path)
@@ -116,16 +160,12 @@ def read_posterior(path, crystals: dict[str, CrystalInputs]) -> None:
                 f"crystal {name!r} already has a {resp} posterior ({cry.responses[resp].source})",
             )
         edge = _edge(path, post, resp, dim, coord)
-        draws = _stacked(post, resp)
-        # Blueshift is E_peak minus a per-draw centre shared by all points: that shared part
-        # moves every point together and the intercept absorbs it, so each point's own
-        # uncertainty is that of its E_peak.
-        sd = (
-            1000.0 * _stacked(post, "E_peak").std(0)
-            if resp == "blueshift" and "E_peak" in post
-            else draws.std(0)
-        )
-        cry.responses[resp] = Response(resp, unit, draws.mean(0), sd, edge, str(path))
+        value, sd, kind = _response_summary(path, tree, post, resp)
+        keep = np.isfinite(value) & np.isfinite(sd) & (sd > 0)
+        if not keep.any():
+            raise InputError(path, f"no {resp} value with a finite standard error")
+        cry.responses[resp] = Response(resp, unit, value[keep], sd[keep], edge[keep], str(path),
+                                       kind)  # fmt: skip
         found.append(resp)
     if not found:
         raise InputError(

@@ -7,8 +7,10 @@ e_i [µm]::
 
 - ``f_kc(e) = B_k(e) w_kc`` is covariate c's profile in crystal k, its coefficients
   ``w_kc ~ N(m_kc, C_kc)`` from the X-ray posterior (:mod:`.profiles`);
-- y_i and se_i are the response posterior's mean and sd at that pixel (its measurement
-  error), σ_r the scatter of the responses about the law (real pixel-to-pixel variation);
+- y_i and se_i are that pixel's own maximum-likelihood estimate and standard error (its
+  measurement error; :mod:`.inputs`: the response fits' spatial priors are not reused, the law
+  is this model's prior for the response), σ_r the scatter of the responses about the law
+  (real pixel-to-pixel variation);
 - standardisation (ȳ_r, s_r, x̄_rc, s_rc: fixed constants from the data) puts every prior on a
   unit scale (``models/regression.toml``); ``beta_std`` are the standardised slopes;
 - with several crystals, β_krc = β_rc + τ_rc z_krc and α_kr likewise (non-centred partial
@@ -44,7 +46,7 @@ class ResponseData:
     Attributes
     ----------
     name, unit : response name and unit.
-    y, se, edge_um : (n,) posterior means, sds [unit] and edge distances [µm].
+    y, se, edge_um : (n,) per-pixel estimates, their sds [unit] and edge distances [µm].
     crystal : (n,) int, the crystal of each pixel/point.
     basis : per crystal, (n_k, K_k) spline design at its pixels' edges (None: crystal absent).
     y_centre, y_scale : standardisation of y [unit].

@@ -28,8 +28,10 @@ TAU_SD_NS = 0.04
 E_PEAK_SD_EV = 0.0012
 
 
-def _tree(ds: xr.Dataset, crystal: str, model: str) -> xr.DataTree:
-    tree = xr.DataTree.from_dict({"posterior": ds})
+def _tree(ds: xr.Dataset, crystal: str, model: str, const=None) -> xr.DataTree:
+    """A posterior file's tree; ``const``: its per-pixel likelihood summaries (as ``fit``'s)."""
+    groups = {"posterior": ds} | ({} if const is None else {"constant_data": const})
+    tree = xr.DataTree.from_dict(groups)
     tree.attrs.update(crystal=crystal, model=model, synthetic="calibrated draws from truth")
     return tree
 
@@ -98,7 +100,10 @@ def synthetic_crystal(
     }
     paths["flim"] = outdir / "flim.nc"
     ds = xr.Dataset({"tau": (("chain", "draw", "flim_pixel"), tau)}, coords=fcoords)
-    _tree(ds, name, "flim").to_netcdf(paths["flim"])
+    # independent calibrated draws: each pixel's own estimate is its draws' mean
+    const = xr.Dataset({"tau_ml": ("flim_pixel", tau.mean((0, 1))),
+                        "tau_ml_se": ("flim_pixel", np.full(fr.size, TAU_SD_NS))})  # fmt: skip
+    _tree(ds, name, "flim", const).to_netcdf(paths["flim"])
     x, y = pl_points(f_outline, pcfg["point_spacing_um"], rng)
     p_edge = edge_distance_points(x, y, f_outline)
     shift, _ = law_response(p_edge, xcfg, law, "blueshift", rng)
@@ -113,5 +118,7 @@ def synthetic_crystal(
     dims = ("chain", "draw", "pl_point")
     paths["pl"] = outdir / "pl.nc"
     ds = xr.Dataset({"E_peak": (dims, e_peak), "blueshift": (dims, blue)}, coords=pcoords)
-    _tree(ds, name, "pl").to_netcdf(paths["pl"])
+    const = xr.Dataset({"E_peak_ml": ("pl_point", e_peak.mean((0, 1))),
+                        "E_peak_ml_se": ("pl_point", np.full(x.size, E_PEAK_SD_EV))})  # fmt: skip
+    _tree(ds, name, "pl", const).to_netcdf(paths["pl"])
     return paths | {"beta": law_coefficients(law)}
