@@ -40,6 +40,7 @@ def test_flim_fit_recovers_the_simulated_lifetimes(small_reduced, small_sim, tmp
     rmse = np.sqrt(np.mean((draws.mean(0) - tau_true) ** 2))
     assert rmse < 0.05, rmse
     assert int(tree.sample_stats["diverging"].sum()) == 0
+    assert tree.attrs["target_accept"] == 0.65  # measured IRF: the preset's [flim] default
     # each pixel's own ML estimate and error, for the regression (no spatial prior in them)
     ml, se = tree.constant_data["tau_ml"].values, tree.constant_data["tau_ml_se"].values
     assert tree.constant_data["tau_ml"].dims == ("flim_pixel",)
@@ -75,6 +76,7 @@ def test_real_ptu_image_fits_without_an_irf(tmp_path):
     tree = xr.open_datatree(out)
     tau = tree.posterior["tau"].values
     assert tree.attrs["irf"] == "modelled" and tree.posterior.sizes["flim_pixel"] > 50
+    assert tree.attrs["target_accept"] == 0.9  # the learned pulse shape needs the smaller steps
     assert np.all(np.isfinite(tau)) and 0.2 < np.median(tau) < 10.0
     # the modelled pulse's centre lies within the period (78 MHz: 12.8 ns), where its rise is
     centre = float(tree.posterior["irf_shift"].mean())

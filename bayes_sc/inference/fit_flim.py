@@ -70,7 +70,8 @@ def fit_flim(
     crystal_mask
         Optional (ny, nx) bool mask of crystal pixels on the (binned) image.
     target_accept
-        NUTS target acceptance (default: the preset's ``[flim] target_accept``, else 0.9).
+        NUTS target acceptance (default: the preset's ``[flim] target_accept``, or
+        ``target_accept_modelled_irf`` when the IRF is modelled; else 0.9).
     Other parameters as :func:`bayes_sc.inference.sample.sample`.
     """
     from ..modeling.flim import PIX, build_flim_model
@@ -82,7 +83,8 @@ def fit_flim(
     )
     model = build_flim_model(data, preset, start)
     if target_accept is None:
-        target_accept = float(preset.get("flim", {}).get("target_accept", 0.9))
+        key = "target_accept" if data.irf is not None else "target_accept_modelled_irf"
+        target_accept = float(preset.get("flim", {}).get(key, 0.9))
     tree = sample(model, sampler=sampler, chains=chains, draws=draws, tune=tune, seed=seed,
                   progress=progress, target_accept=target_accept)  # fmt: skip
     if posterior_predictive:
