@@ -47,7 +47,7 @@ def test_fit_writes_a_spec_posterior(small_reduced, tmp_path, capsys, likelihood
 
 
 def test_each_model_keeps_its_default_draws(small_reduced, tmp_path, monkeypatch):
-    """Without --draws the X-ray model samples 2000 kept draws and the FLIM model 1000."""
+    """Without --draws the X-ray and FLIM models sample their own default of 2000 kept draws."""
     import bayes_sc.inference.fit as fit_mod
     import bayes_sc.inference.fit_flim as fit_flim_mod
 
@@ -74,4 +74,4 @@ def test_each_model_keeps_its_default_draws(small_reduced, tmp_path, monkeypatch
 
     fits = {"xray": fit_mod.fit_xray, "flim": fit_flim_mod.fit_flim}
     defaults = {m: inspect.signature(f).parameters["draws"].default for m, f in fits.items()}
-    assert defaults == {"xray": 2000, "flim": 1000}
+    assert defaults == {"xray": 2000, "flim": 2000}

@@ -230,7 +230,8 @@ def regression_profile_figure(tree: xr.DataTree, ci_prob: float = 0.9) -> Figure
                     elinewidth=0.6,
                     alpha=0.7,
                 )
-            ax.set_title(f"response: {name} (pixel mean, {round(100 * ci_prob)} % CI)")
+            # what regress regressed: each pixel's own estimate ± its error (inputs.Response)
+            ax.set_title(f"response: {name} (per pixel, ± {round(100 * ci_prob)} %)")
         ax.set_xlabel("edge distance [µm]")
         ax.set_ylabel(f"{q.symbol} [{unit}]")
     if covs:
