@@ -47,7 +47,7 @@ def test_fit_writes_a_spec_posterior(small_reduced, tmp_path, capsys, likelihood
 
 
 def test_each_model_keeps_its_default_draws(small_reduced, tmp_path, monkeypatch):
-    """Without --draws the X-ray and FLIM models sample their own default of 2000 kept draws."""
+    """Without --draws every model samples its own default of 2000 kept draws."""
     import bayes_sc.inference.fit as fit_mod
     import bayes_sc.inference.fit_flim as fit_flim_mod
 
@@ -72,6 +72,8 @@ def test_each_model_keeps_its_default_draws(small_reduced, tmp_path, monkeypatch
     monkeypatch.undo()
     import inspect
 
-    fits = {"xray": fit_mod.fit_xray, "flim": fit_flim_mod.fit_flim}
+    import bayes_sc.inference.fit_pl as fit_pl_mod
+
+    fits = {"xray": fit_mod.fit_xray, "flim": fit_flim_mod.fit_flim, "pl": fit_pl_mod.fit_pl}
     defaults = {m: inspect.signature(f).parameters["draws"].default for m, f in fits.items()}
-    assert defaults == {"xray": 2000, "flim": 2000}
+    assert defaults == {"xray": 2000, "flim": 2000, "pl": 2000}

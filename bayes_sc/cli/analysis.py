@@ -22,7 +22,7 @@ def _fit_args(p: argparse.ArgumentParser) -> None:
                    default="numpyro", help="NUTS backend (default: numpyro, JAX)")  # fmt: skip
     p.add_argument("--chains", type=int, default=2, help="chains (default: 2)")
     p.add_argument("--draws", type=int, default=None,
-                   help="draws kept per chain (default: xray, flim 2000; pl 1000)")  # fmt: skip
+                   help="draws kept per chain (default: 2000)")  # fmt: skip
     p.add_argument("--tune", type=int, default=1000, help="warm-up draws per chain (default: 1000)")
     p.add_argument("--seed", type=_seed, default=0, help="random seed (default: 0)")
     p.add_argument("--crop", metavar="R0:R1,C0:C1", help="fit only these scan rows and columns")

@@ -14,7 +14,7 @@ log = logging.getLogger(__name__)
 
 
 def fit_pl(
-    reduced: Path, preset: dict, *, sampler="numpyro", chains=2, draws=1000, tune=1000, seed=0,
+    reduced: Path, preset: dict, *, sampler="numpyro", chains=2, draws=2000, tune=1000, seed=0,
     progress=True, posterior_predictive=False, crystal_mask=None,
 ) -> xr.DataTree:  # fmt: skip
     """Sample the PL model of one crystal's spectra and return the DataTree.
