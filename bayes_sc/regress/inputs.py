@@ -41,7 +41,7 @@ class Response:
     sd: np.ndarray
     edge_um: np.ndarray
     source: str
-    summary: str = "likelihood"
+    summary: str  # "likelihood" or "posterior": which of the two the values are
 
 
 @dataclass
