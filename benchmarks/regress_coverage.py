@@ -67,7 +67,7 @@ def main(argv=None):
         preset = dict(preset)
         preset["simulate"] = dict(preset["simulate"])
         preset["simulate"]["xray"] = dict(preset["simulate"]["xray"], profile_scale_um=SEPARABLE)
-    hits, rows, widths = {}, [], {"pooled": {}, "single": {}}
+    hits, errors, rows, widths = {}, {}, [], {"pooled": {}, "single": {}}
     with tempfile.TemporaryDirectory() as tmp:
         for rep in range(args.replicates):
             rng = np.random.default_rng(args.seed + rep)
@@ -87,6 +87,7 @@ def main(argv=None):
             for key, b in summary["beta"].items():
                 r, c = key.split("/")
                 hits.setdefault(key, []).append(b["lower"] <= truth[r][c] <= b["upper"])
+                errors.setdefault(key, []).append((b["mean"] - truth[r][c], b["sd"]))
             for kind, s in fits.items():
                 for key, b in s["beta"].items():
                     widths[kind].setdefault(key, []).append(b["upper"] - b["lower"])
@@ -97,7 +98,7 @@ def main(argv=None):
                 flush=True,
             )
     print(
-        f"\n{'beta':<22} {'coverage':>9} {'mean width':>11}"
+        f"\n{'beta':<22} {'coverage':>9} {'mean width':>11} {'rms error/mean sd':>18}"
         + (f" {'1-crystal width':>16}" if args.pool > 1 else "")
     )
     result = {"replicates": args.replicates, "separable": args.separable, "pool": args.pool,
@@ -105,8 +106,13 @@ def main(argv=None):
     for key, h in hits.items():
         cov = float(np.mean(h))
         w = float(np.mean(widths["pooled"][key]))
-        line = f"{key:<22} {cov:>9.2f} {w:>11.4g}"
+        err = np.array(errors[key])
+        # Posterior sd against the posterior mean's actual error: 1 when calibrated, < 1 when
+        # the intervals are wider than the estimate's scatter about the truth (over-coverage).
+        ratio = float(np.sqrt(np.mean(err[:, 0] ** 2)) / np.mean(err[:, 1]))
+        line = f"{key:<22} {cov:>9.2f} {w:>11.4g} {ratio:>18.2f}"
         result[f"coverage/{key}"] = cov
+        result[f"rms_error_over_sd/{key}"] = ratio
         result[f"width/{key}"] = w
         if args.pool > 1:
             w1 = float(np.mean(widths["single"][key]))

@@ -3,9 +3,9 @@
 Two-stage, errors in variables: each crystal's X-ray posterior gives covariate profiles
 against edge distance as Gaussians over spline coefficients (:mod:`.profiles`); the optical
 posteriors give per-pixel responses with their sds; one PyMC model (:mod:`.model`) regresses
-the responses on the profiles at their edge distances, the profiles' coefficients sampled
-with β, over one or several crystals pooled hierarchically. Collinearity is diagnosed and
-warned about in plain words (:mod:`.collinearity`).
+the responses on the profiles at their edge distances, the profiles' coefficients integrated
+out exactly (:mod:`.eiv`), over one or several crystals pooled hierarchically. Collinearity
+is diagnosed and warned about in plain words (:mod:`.collinearity`).
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ from .collinearity import (
     posterior_correlation,
 )
 from .inputs import COVARIATES, RESPONSES, CrystalInputs, read_posteriors
-from .model import COVS, ResponseData, build_regression_model, fold_imputations
+from .model import COVS, ResponseData, build_regression_model
 from .profiles import Profile, estimate_profile
 
 log = logging.getLogger(__name__)
@@ -166,14 +166,8 @@ def regress(
                 "%s: %d pixels outside the X-ray edge-distance range left out", r.name, r.n_dropped
             )
     enable_parallel_chains(chains)
-    n_imp = int(_value(settings["imputation"]["n_imputations"]))
     model = build_regression_model(
-        responses,
-        profiles,
-        [c.name for c in crystals],
-        settings["priors"],
-        n_imputations=n_imp,
-        seed=seed,
+        responses, profiles, [c.name for c in crystals], settings["priors"]
     )
     # Slopes of collinear covariates trade off along a ridge: a dense mass matrix turns it
     # into a round posterior for NUTS (one crystal: 0 divergences, where a diagonal one
@@ -191,14 +185,8 @@ def regress(
         target_accept=0.95,
     )
     if posterior_predictive:
-        pp = posterior_predictive_draws(tree, model, seed, progress).to_dataset()
-        tree["posterior_predictive"] = xr.DataTree(fold_imputations(pp))
-    # Pool the imputations' draws: the posterior integrated over the X-ray profiles.
-    tree["posterior"] = xr.DataTree(fold_imputations(tree["posterior"].to_dataset()))
-    if "observed_data" in tree.children:  # each copy observed the same responses: keep one
-        tree["observed_data"] = xr.DataTree(
-            tree["observed_data"].to_dataset().isel(imputation=0, drop=True)
-        )
+        pp = posterior_predictive_draws(tree, model, seed, progress)
+        tree["posterior_predictive"] = pp
     post = tree["posterior"].to_dataset()
     limits = {k: float(_value(v)) for k, v in settings["collinearity"].items()}
     collinearity, warnings = {}, []
@@ -223,7 +211,7 @@ def regress(
     tree["profiles"] = xr.DataTree(_profile_bands(crystals, profiles, ci_prob))
     tree.attrs.update(
         model="regression",
-        imputations=n_imp,
+        errors_in_variables="profile coefficients integrated out analytically (Gaussian)",
         crystals=json.dumps([c.name for c in crystals]),
         sources=json.dumps([s for c in crystals for s in c.sources]),
         collinearity=json.dumps(collinearity),
@@ -247,7 +235,7 @@ def regress(
 
 
 def summarise(tree: xr.DataTree, ci_prob: float = 0.9) -> dict:
-    """β per response and covariate: posterior mean and central ``ci_prob`` interval."""
+    """β per response and covariate: posterior mean, sd and central ``ci_prob`` interval."""
     post = tree["posterior"].to_dataset()
     lo_q, hi_q = 0.5 - ci_prob / 2, 0.5 + ci_prob / 2
     out = {}
@@ -256,6 +244,7 @@ def summarise(tree: xr.DataTree, ci_prob: float = 0.9) -> dict:
             v = post["beta"].sel(response=r, covariate=c).values.ravel()
             out[f"{r}/{c}"] = {
                 "mean": float(v.mean()),
+                "sd": float(v.std()),
                 "lower": float(np.quantile(v, lo_q)),
                 "upper": float(np.quantile(v, hi_q)),
             }

@@ -47,7 +47,9 @@ def collinearity_warnings(response: str, design: dict, beta_corr, contr, limits:
     separate (an empty list when they can).
 
     Fires when the standardised design's condition number exceeds ``max_condition_number``
-    (Belsley), when two slopes' posterior correlation exceeds ``max_abs_beta_correlation``, or
+    (Belsley), when two covariates' profiles correlate beyond ``max_abs_profile_correlation``
+    (a variance inflation factor above ~10 for that pair alone), when two slopes' posterior
+    correlation exceeds ``max_abs_beta_correlation``, or
     when a slope's posterior contraction is below ``min_contraction`` (the prior, not the data,
     sets it). Limits come from ``models/regression.toml``.
     """
@@ -60,9 +62,9 @@ def collinearity_warnings(response: str, design: dict, beta_corr, contr, limits:
         for i in range(len(names))
         for j in range(i + 1, len(names))
         if abs(beta_corr[i, j]) > limits["max_abs_beta_correlation"]
+        or abs(corr[i, j]) > limits["max_abs_profile_correlation"]
     ]
-    # contraction < 0: the posterior (a mixture over the imputed profiles) is wider than the
-    # prior, i.e. the data removed none of it
+    # contraction < 0: the posterior is wider than the prior, i.e. the data removed none of it
     weak = [
         f"{n} ({max(c, 0.0):.0%} of its prior variance removed)"
         for n, c in zip(names, contr, strict=True)
@@ -78,7 +80,7 @@ def collinearity_warnings(response: str, design: dict, beta_corr, contr, limits:
             f"{min(cond, 1e6):.3g} > {limits['max_condition_number']:.0f})"
         )
     if pairs:
-        parts.append("slopes that trade off: " + "; ".join(pairs))
+        parts.append("covariates whose effects trade off: " + "; ".join(pairs))
     if weak:
         parts.append("slopes set mostly by the prior: " + ", ".join(weak))
     parts.append("quote combined effects (or the law's prediction) rather than each beta alone")

@@ -11,18 +11,21 @@ e_i [µm]::
   measurement error; :mod:`.inputs`: the response fits' spatial priors are not reused, the law
   is this model's prior for the response), σ_r the scatter of the responses about the law
   (real pixel-to-pixel variation);
-- standardisation (ȳ_r, s_r, x̄_rc, s_rc: fixed constants from the data) puts every prior on a
-  unit scale (``models/regression.toml``); ``beta_std`` are the standardised slopes;
+- standardisation (ȳ_r, s_r, x̄_rc, s_rc: fixed constants from the data, x̄ and s at the
+  profiles' means) puts every prior on a unit scale (``models/regression.toml``);
+  ``beta_std`` are the standardised slopes;
 - with several crystals, β_krc = β_rc + τ_rc z_krc and α_kr likewise (non-centred partial
   pooling): the law is one physics, each crystal may depart from it by a learned amount.
 
-Errors in variables by multiple imputation (a "cut" of the X-ray posterior): M profile draws
-w⁽ᵐ⁾ ~ N(m, C) each give fixed covariates, and the model holds M independent copies of the
-regression (dim ``imputation``), one per draw, sampled together; pooling their draws gives
-p(β | y) = ∫ p(β | y, w) p(w | X-ray) dw. Sampling w inside one regression instead couples
-β and w bilinearly (w is free where β ≈ 0, pinned where β is large), a funnel NUTS diverges
-in; each copy here is a linear-Gaussian regression, and the optical data do not feed back
-into the X-ray fields (the joint model, ``--model joint``, does that).
+Errors in variables, exactly: the mean is linear in the profile coefficients w, which are
+Gaussian, so they are integrated out analytically (:mod:`.eiv`): each response's pixels of
+crystal k are jointly Normal about the law at the profiles' means, with covariance
+diag(σ² + se²) + Σ_c β_krc² B_k C_kc B_kᵀ — the profiles' uncertainty enters as an error shared
+by every pixel, growing with the slope that carries it. Sampling w inside the model instead
+couples β and w bilinearly (w free where β ≈ 0, pinned where β is large), a funnel NUTS
+diverges in. Each response integrates the profiles on its own (the two responses' information
+about w is not shared: a small loss, their slopes stay calibrated); the joint model
+(``--model joint``) shares everything.
 """
 
 from __future__ import annotations
@@ -33,6 +36,7 @@ import numpy as np
 import pymc as pm
 import pytensor.tensor as pt
 
+from .eiv import expand_slopes, factor_blocks, lowrank_normal_logp
 from .inputs import COVARIATES
 from .profiles import Profile
 
@@ -84,18 +88,45 @@ def _prior(priors: dict, name: str, dims=None, **kw):
     return dist(name, **args, dims=dims, **kw)
 
 
-def imputed_covariates(r: ResponseData, profiles, n_imputations: int, rng) -> np.ndarray:
-    """(M, n, C) standardised covariates of response ``r`` for M profile draws."""
-    out = np.empty((n_imputations, r.y.size, len(COVS)))
+def _segments(r: ResponseData, profiles) -> list[tuple[int, slice, np.ndarray, np.ndarray]]:
+    """Per crystal present in ``r``: (k, its pixels' slice, [B L_c]_c, slope expansion)."""
+    out = []
     for k, B in enumerate(r.basis):
         if B is None:
             continue
-        sel = r.crystal == k
-        for c_i, c in enumerate(COVS):
-            prof = profiles[k][c]
-            w = prof.mean + rng.standard_normal((n_imputations, prof.mean.size)) @ prof.chol().T
-            out[:, sel, c_i] = w @ B.T
-    return (out - r.x_centre) / r.x_scale
+        sel = np.flatnonzero(r.crystal == k)  # pixels are grouped by crystal
+        chols = [profiles[k][c].chol() for c in COVS]
+        sizes = [L.shape[1] for L in chols]
+        out.append((k, slice(int(sel[0]), int(sel[-1]) + 1), factor_blocks(B, chols),
+                    expand_slopes(sizes)))  # fmt: skip
+    return out
+
+
+def _eiv_likelihood(segments):
+    """logp and random of one response with the profiles integrated out (:mod:`.eiv`).
+
+    Parameters of the distribution: mu (n,), var (n,) [unit, unit²]; slopes (crystal, C)
+    natural-unit β of this response in each crystal.
+    """
+
+    def logp(value, mu, var, slopes):
+        resid = value - mu
+        total = 0.0
+        for k, seg, A, E in segments:
+            V = A * (slopes[k] @ E)[None, :]
+            total = total + lowrank_normal_logp(resid[seg], var[seg], V)
+        return total
+
+    def random(mu, var, slopes, rng=None, size=None):
+        shape = tuple(size) if size else np.broadcast_shapes(mu.shape, var.shape)
+        y = mu + np.sqrt(var) * rng.standard_normal(shape)
+        for k, seg, A, E in segments:
+            g = (slopes[..., k, :] @ E)[..., None, :]  # (..., 1, K)
+            z = rng.standard_normal(shape[:-1] + (A.shape[1],))
+            y[..., seg] += np.einsum("...nk,...k->...n", A * g, z)
+        return y
+
+    return logp, random
 
 
 def build_regression_model(
@@ -103,9 +134,6 @@ def build_regression_model(
     profiles: list[dict[str, Profile]],
     crystal_names,
     priors,
-    *,
-    n_imputations: int = 16,
-    seed: int = 0,
 ) -> pm.Model:
     """The regression of every response on the covariate profiles of every crystal.
 
@@ -119,94 +147,62 @@ def build_regression_model(
         Names of the crystals (order of ``profiles``).
     priors
         The ``[priors]`` table of ``models/regression.toml``.
-    n_imputations
-        Profile draws M (independent copies of the regression).
-    seed
-        Seed of the profile draws.
     """
-    rng = np.random.default_rng(seed)
     names = [r.name for r in responses]
     n_cry = len(crystal_names)
-    coords = {
-        "imputation": np.arange(n_imputations),
-        "response": names,
-        "covariate": list(COVS),
-        "crystal": list(crystal_names),
-    }
+    coords = {"response": names, "covariate": list(COVS), "crystal": list(crystal_names)}
     for r in responses:
         coords[f"{r.name}_unit"] = np.arange(r.y.size)
-    M, RC = ("imputation",), ("response", "covariate")
+    RC = ("response", "covariate")
     with pm.Model(coords=coords) as model:
-        beta_std = _prior(priors, "beta_std", dims=M + RC)
-        intercept_std = _prior(priors, "intercept_std", dims=M + ("response",))
-        sigma_std = _prior(priors, "sigma_std", dims=M + ("response",))
+        beta_std = _prior(priors, "beta_std", dims=RC)
+        intercept_std = _prior(priors, "intercept_std", dims="response")
+        sigma_std = _prior(priors, "sigma_std", dims="response")
         if n_cry > 1:
-            b_sd = _prior(priors, "beta_crystal_sd", dims=M + RC)
-            b_z = pm.Normal("beta_crystal_z", 0.0, 1.0, dims=M + ("crystal",) + RC)
-            beta_k = beta_std[:, None] + b_sd[:, None] * b_z  # (M, crystal, response, cov)
-            i_sd = _prior(priors, "intercept_crystal_sd", dims=M + ("response",))
-            i_z = pm.Normal("intercept_crystal_z", 0.0, 1.0, dims=M + ("crystal", "response"))
-            icpt_k = intercept_std[:, None] + i_sd[:, None] * i_z
+            b_sd = _prior(priors, "beta_crystal_sd", dims=RC)
+            b_z = pm.Normal("beta_crystal_z", 0.0, 1.0, dims=("crystal",) + RC)
+            beta_k = beta_std[None] + b_sd[None] * b_z  # (crystal, response, cov)
+            i_sd = _prior(priors, "intercept_crystal_sd", dims="response")
+            i_z = pm.Normal("intercept_crystal_z", 0.0, 1.0, dims=("crystal", "response"))
+            icpt_k = intercept_std[None] + i_sd[None] * i_z
         else:
-            beta_k, icpt_k = beta_std[:, None], intercept_std[:, None]
+            beta_k, icpt_k = beta_std[None], intercept_std[None]
         y_scale = np.array([r.y_scale for r in responses])
         x_scale = np.stack([r.x_scale for r in responses])
         x_centre = np.stack([r.x_centre for r in responses])
-        beta = pm.Deterministic("beta", beta_std * (y_scale[:, None] / x_scale), dims=M + RC)
-        pm.Deterministic("sigma", sigma_std * y_scale, dims=M + ("response",))
+        to_natural = y_scale[:, None] / x_scale  # (response, cov)
+        beta = pm.Deterministic("beta", beta_std * to_natural, dims=RC)
+        pm.Deterministic("sigma", sigma_std * y_scale, dims="response")
         y_centre = np.array([r.y_centre for r in responses])
         pm.Deterministic(
             "intercept",
             y_centre + y_scale * intercept_std - (beta * x_centre).sum(axis=-1),
-            dims=M + ("response",),
+            dims="response",
         )
+        beta_nat_k = beta_k * to_natural[None]  # (crystal, response, cov)
         if n_cry > 1:
-            pm.Deterministic(
-                "beta_crystal",
-                beta_k * (y_scale[:, None] / x_scale)[None, None],
-                dims=M + ("crystal",) + RC,
-            )
+            pm.Deterministic("beta_crystal", beta_nat_k, dims=("crystal",) + RC)
         for j, r in enumerate(responses):
-            xs = imputed_covariates(r, profiles, n_imputations, rng)  # (M, n, C)
+            xs = (r.mean_covariates(profiles) - r.x_centre) / r.x_scale  # (n, C) at w = m
             # Pixels are grouped by crystal: broadcast each crystal's slopes over its segment
             # (a gather by pixel index costs more than the rest of the gradient).
-            segments = []
-            for k in np.unique(r.crystal):
-                sel = np.flatnonzero(r.crystal == k)
-                seg = slice(int(sel[0]), int(sel[-1]) + 1)
-                segments.append(
-                    icpt_k[:, k, j, None] + (beta_k[:, k, j, None, :] * xs[:, seg, :]).sum(axis=-1)
-                )
-            mu_std = pt.concatenate(segments, axis=1) if len(segments) > 1 else segments[0]
-            sd = pt.sqrt((sigma_std[:, j, None] * r.y_scale) ** 2 + r.se[None] ** 2)
-            pm.Normal(
+            segments = _segments(r, profiles)
+            parts = [
+                icpt_k[k, j] + (beta_k[k, j][None, :] * xs[seg]).sum(axis=-1)
+                for k, seg, _, _ in segments
+            ]
+            mu_std = pt.concatenate(parts) if len(parts) > 1 else parts[0]
+            var = (sigma_std[j] * r.y_scale) ** 2 + r.se**2
+            logp, random = _eiv_likelihood(segments)
+            pm.CustomDist(
                 f"{r.name}_obs",
                 r.y_centre + r.y_scale * mu_std,
-                sd,
-                observed=np.broadcast_to(r.y, (n_imputations, r.y.size)),
-                dims=M + (f"{r.name}_unit",),
+                var,
+                beta_nat_k[:, j, :],
+                logp=logp,
+                random=random,
+                signature="(n),(n),(k,c)->(n)",
+                observed=r.y,
+                dims=f"{r.name}_unit",
             )
     return model
-
-
-def fold_imputations(ds):
-    """Move the ``imputation`` dim into ``draw`` (interleaved: draw d of imputation m becomes
-    draw d·M + m), so every chain holds all imputations in each half (split R-hat stays
-    meaningful) and downstream tools see plain (chain, draw, ...) variables."""
-    import xarray as xr
-
-    if "imputation" not in ds.dims:
-        return ds
-    n = ds.sizes["imputation"]
-    out = {}
-    for name, da in ds.data_vars.items():
-        if "imputation" in da.dims:
-            da = da.transpose("chain", "draw", "imputation", ...)
-            v = da.values.reshape((da.shape[0], -1) + da.shape[3:])
-            out[name] = xr.Variable(("chain", "draw") + da.dims[3:], v, da.attrs)
-        else:  # a variable shared by the copies: repeated for each imputation
-            v = np.repeat(da.values, n, axis=1) if "draw" in da.dims else da.values
-            out[name] = xr.Variable(da.dims, v, da.attrs)
-    coords = {k: v for k, v in ds.coords.items() if k not in ("draw", "imputation")}
-    folded = xr.Dataset(out, coords=coords, attrs=ds.attrs)
-    return folded.assign_coords(draw=np.arange(folded.sizes["draw"]))
