@@ -62,7 +62,7 @@ class BatchSettings:
     def regress_kwargs(self) -> dict:
         """Keywords of :func:`bayes_sc.regress.regress` (the ones it records, plus the seed)."""
         return dict(sampler=self.sampler, chains=self.chains, tune=self.tune, seed=self.seed,
-                    draws=1000 if self.draws is None else self.draws, ci_prob=self.ci_prob,
+                    draws=2000 if self.draws is None else self.draws, ci_prob=self.ci_prob,
                     posterior_predictive=False)  # fmt: skip
 
     def as_dict(self) -> dict:

@@ -53,8 +53,12 @@ def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--replicates", type=int, default=20)
     ap.add_argument("--separable", action="store_true")
+    ap.add_argument("--scales", help="profile scales [um] of a_mean,delta_psi,g_q (overrides "
+                    "--separable's 0.6,2.0,20)")  # fmt: skip
     ap.add_argument("--pool", type=int, default=1, help="crystals pooled per replicate")
-    ap.add_argument("--draws", type=int, default=1000)
+    ap.add_argument(
+        "--draws", type=int, default=2000, help="kept draws per chain (regress's default)"
+    )
     ap.add_argument("--seed", type=int, default=100)
     ap.add_argument("--scan", default="25x25", help="X-ray scan of each crystal, NYxNX (optical "
                     "images scale with it)")  # fmt: skip
@@ -63,10 +67,13 @@ def main(argv=None):
     logging.basicConfig(level=logging.ERROR)
     scan = tuple(int(v) for v in args.scan.lower().split("x"))
     preset = load_preset("cspbbr2cl")
-    if args.separable:
+    if args.separable or args.scales:
+        scales = SEPARABLE
+        if args.scales:
+            scales = dict(zip(SEPARABLE, (float(v) for v in args.scales.split(",")), strict=True))
         preset = dict(preset)
         preset["simulate"] = dict(preset["simulate"])
-        preset["simulate"]["xray"] = dict(preset["simulate"]["xray"], profile_scale_um=SEPARABLE)
+        preset["simulate"]["xray"] = dict(preset["simulate"]["xray"], profile_scale_um=scales)
     hits, errors, rows, widths = {}, {}, [], {"pooled": {}, "single": {}}
     with tempfile.TemporaryDirectory() as tmp:
         for rep in range(args.replicates):
@@ -101,7 +108,8 @@ def main(argv=None):
         f"\n{'beta':<22} {'coverage':>9} {'mean width':>11} {'rms error/mean sd':>18}"
         + (f" {'1-crystal width':>16}" if args.pool > 1 else "")
     )
-    result = {"replicates": args.replicates, "separable": args.separable, "pool": args.pool,
+    result = {"replicates": args.replicates, "separable": args.separable, "scales": args.scales,
+              "pool": args.pool,
               "scan": args.scan}  # fmt: skip
     for key, h in hits.items():
         cov = float(np.mean(h))

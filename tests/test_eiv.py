@@ -6,56 +6,55 @@ coefficients themselves (w ~ N(m, C), then y | w) for the distribution it claims
 
 import numpy as np
 import pytensor
+import pytensor.tensor as pt
 from scipy.stats import multivariate_normal
 
-from bayes_sc.regress.eiv import expand_slopes, factor_blocks, lowrank_normal_logp
+from bayes_sc.regress.eiv import column_space, spline_normal_logp
 from bayes_sc.regress.model import _eiv_likelihood
 
 
-def _case(rng, n=40, K=(4, 3)):
-    B = rng.uniform(0, 1, (n, K[0]))
-    chols = [np.linalg.cholesky(np.atleast_2d(np.cov(rng.standard_normal((k, 3 * k))))) for k in K]
-    B2 = rng.uniform(0, 1, (n, K[1]))
-    A = np.concatenate([B @ chols[0], B2 @ chols[1]], axis=1)
-    return A, chols, B, B2
+def _spd(rng, k):
+    a = rng.standard_normal((k, 3 * k))
+    return a @ a.T / (3 * k)
 
 
-def test_lowrank_logp_equals_dense_multivariate_normal(rng):
-    n, k = 50, 7
-    V = rng.normal(0, 0.8, (n, k))
+def test_spline_logp_equals_dense_multivariate_normal(rng):
+    n, k = 50, 6
+    B = rng.uniform(0, 1, (n, k))
+    S = _spd(rng, k)
     var = rng.uniform(0.05, 2.0, n)
     resid = rng.normal(0, 1.5, n)
-    got = lowrank_normal_logp(resid, var, V).eval()
-    want = multivariate_normal(np.zeros(n), np.diag(var) + V @ V.T).logpdf(resid)
+    got = spline_normal_logp(resid, var, B, S).eval()
+    want = multivariate_normal(np.zeros(n), np.diag(var) + B @ S @ B.T).logpdf(resid)
     np.testing.assert_allclose(got, want, rtol=1e-10)
+    # S singular (every slope 0): the diagonal Normal
+    got0 = spline_normal_logp(resid, var, B, np.zeros((k, k))).eval()
+    np.testing.assert_allclose(got0, multivariate_normal(np.zeros(n), np.diag(var)).logpdf(resid))
 
 
-def test_lowrank_logp_gradient_matches_finite_differences(rng):
-    import pytensor.tensor as pt
-
+def test_spline_logp_gradient_matches_finite_differences(rng):
     n, k = 12, 3
-    A = rng.normal(0, 1, (n, k))
+    B = rng.normal(0, 1, (n, k))
+    C = _spd(rng, k)
     var = rng.uniform(0.1, 1.0, n)
     resid = rng.normal(0, 1, n)
     g = pt.dscalar("g")
-    f = pytensor.function([g], [lowrank_normal_logp(resid, var, A * g), pytensor.grad(
-        lowrank_normal_logp(resid, var, A * g), g)])  # fmt: skip
+    lp = spline_normal_logp(resid, var, B, g**2 * C)
+    f = pytensor.function([g], [lp, pytensor.grad(lp, g)])
     h = 1e-6
     fd = (f(0.7 + h)[0] - f(0.7 - h)[0]) / (2 * h)
     np.testing.assert_allclose(f(0.7)[1], fd, rtol=1e-6)
 
 
-def test_factor_and_slope_expansion_build_the_marginal_covariance(rng):
-    """V Vᵀ = Σ_c β_c² B_c C_c B_cᵀ: the covariance of Σ_c β_c B_c (w_c − m_c)."""
-    A, chols, B, B2 = _case(rng)
-    assert np.allclose(factor_blocks(B, chols[:1]), B @ chols[0])
-    E = expand_slopes([4, 3])
-    assert E.shape == (2, 7) and np.allclose(E.sum(1), [4, 3]) and np.allclose(E.sum(0), 1)
-    beta = np.array([1.7, -0.4])
-    V = A * (beta @ E)[None, :]
-    C = [L @ L.T for L in chols]
-    want = beta[0] ** 2 * B @ C[0] @ B.T + beta[1] ** 2 * B2 @ C[1] @ B2.T
-    np.testing.assert_allclose(V @ V.T, want, rtol=1e-12, atol=1e-12)
+def test_column_space_keeps_the_covariance_of_a_rank_deficient_design(rng):
+    """Pixels that see only some spline coefficients: B has fewer independent columns than
+    coefficients; the reduced design gives the same B S Bᵀ with full column rank."""
+    B = rng.uniform(0, 1, (30, 4)) @ np.array([[1, 0, 0.5, 0, 1, 0], [0, 1, 0.5, 0, 0, 1],
+                                               [0, 0, 0, 1, 1, 0], [1, 1, 0, 0, 0, 0]])  # fmt: skip
+    C = _spd(rng, 6)
+    B_red, (C_red,) = column_space(B, [C])
+    assert B_red.shape == (30, 4)
+    np.testing.assert_allclose(B_red @ C_red @ B_red.T, B @ C @ B.T, atol=1e-12)
 
 
 def test_random_draws_have_the_density_the_logp_claims(rng):
@@ -63,16 +62,14 @@ def test_random_draws_have_the_density_the_logp_claims(rng):
     covariance of the Normal whose density logp computes: 20 000 draws, sd of a sample
     covariance entry ≈ √(2/20 000) of its scale, tolerance 5 of those."""
     n = 6
-    A, chols, B, B2 = _case(rng, n=n, K=(2, 2))
-    E = expand_slopes([2, 2])
-    segments = [(0, slice(0, n), A, E)]
-    logp, random = _eiv_likelihood(segments)
+    B = rng.uniform(0, 1, (n, 3))
+    covs = [_spd(rng, 3), _spd(rng, 3)]
+    logp, random = _eiv_likelihood([(0, slice(0, n), B, covs)])
     mu = rng.normal(0, 1, n)
     var = rng.uniform(0.2, 0.5, n)
     slopes = np.array([[1.3, -0.8]])
     draws = random(mu, var, slopes, rng=np.random.default_rng(3), size=(20000, n))
-    V = A * (slopes[0] @ E)[None, :]
-    cov = np.diag(var) + V @ V.T
+    cov = np.diag(var) + B @ (1.3**2 * covs[0] + 0.8**2 * covs[1]) @ B.T
     scale = np.sqrt(np.outer(np.diag(cov), np.diag(cov)))
     assert np.all(np.abs(draws.mean(0) - mu) < 5 * np.sqrt(np.diag(cov) / 20000))
     assert np.all(np.abs(np.cov(draws, rowvar=False) - cov) < 5 * scale * np.sqrt(2 / 20000))
@@ -82,15 +79,13 @@ def test_random_draws_have_the_density_the_logp_claims(rng):
 
 
 def test_two_crystals_are_independent_blocks(rng):
-    A1, *_ = _case(rng, n=5, K=(2, 2))
-    A2, *_ = _case(rng, n=4, K=(3, 1))
-    segments = [(0, slice(0, 5), A1, expand_slopes([2, 2])), (1, slice(5, 9), A2,
-                expand_slopes([3, 1]))]  # fmt: skip
+    segments = [(0, slice(0, 5), rng.uniform(0, 1, (5, 2)), [_spd(rng, 2), _spd(rng, 2)]),
+                (1, slice(5, 9), rng.uniform(0, 1, (4, 3)), [_spd(rng, 3), _spd(rng, 3)])]  # fmt: skip
     logp, _ = _eiv_likelihood(segments)
     mu, var, y = rng.normal(0, 1, 9), rng.uniform(0.2, 1, 9), rng.normal(0, 1, 9)
     slopes = np.array([[0.5, 2.0], [-1.0, 0.3]])
     want = 0.0
-    for k, seg, A, E in segments:
-        V = A * (slopes[k] @ E)[None, :]
-        want += multivariate_normal(mu[seg], np.diag(var[seg]) + V @ V.T).logpdf(y[seg])
+    for k, seg, B, covs in segments:
+        S = sum(slopes[k, c] ** 2 * C for c, C in enumerate(covs))
+        want += multivariate_normal(mu[seg], np.diag(var[seg]) + B @ S @ B.T).logpdf(y[seg])
     np.testing.assert_allclose(logp(y, mu, var, slopes).eval(), want, rtol=1e-10)

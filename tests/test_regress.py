@@ -119,9 +119,17 @@ def test_regression_structure_diagnostics_and_collinearity_warning(crystals, tmp
     prediction of the response from edge to centre, must cover the truth."""
     col, _ = crystals
     out = tmp_path / "regression.nc"
-    _, summary = regress(_files(col), out, draws=300, tune=400, seed=1, progress=False)
+    _, summary = regress(
+        _files(col), out, draws=300, tune=400, seed=1, progress=False, posterior_predictive=True
+    )
     tree = xr.open_datatree(out)
     post = tree["posterior"].to_dataset()
+    # posterior predictive: profiles drawn, then pixel noise (the likelihood's own generator)
+    pp, obs = tree["posterior_predictive"].to_dataset(), tree["observed_data"].to_dataset()
+    for r in ("tau", "blueshift"):
+        assert pp[f"{r}_obs"].dims == ("chain", "draw", f"{r}_unit")
+        assert pp[f"{r}_obs"].sizes[f"{r}_unit"] == obs[f"{r}_obs"].size
+        assert np.corrcoef(pp[f"{r}_obs"].mean(("chain", "draw")), obs[f"{r}_obs"])[0, 1] > 0.5
     assert post["beta"].dims == ("chain", "draw", "response", "covariate")
     assert post.sizes["draw"] == 300
     assert "integrated out" in tree.attrs["errors_in_variables"]

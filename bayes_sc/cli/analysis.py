@@ -77,7 +77,7 @@ def _regress_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--sampler", choices=("numpyro", "blackjax", "nutpie", "pymc"),
                    default="numpyro", help="NUTS backend (default: numpyro, JAX)")  # fmt: skip
     p.add_argument("--chains", type=int, default=2, help="chains (default: 2)")
-    p.add_argument("--draws", type=int, default=1000, help="kept draws per chain (default: 1000)")
+    p.add_argument("--draws", type=int, default=2000, help="kept draws per chain (default: 2000)")
     p.add_argument("--tune", type=int, default=1000, help="warm-up draws per chain (default: 1000)")
     p.add_argument("--seed", type=_seed, default=0, help="random seed (default: 0)")
     p.add_argument("--ci-prob", type=float, default=0.9,

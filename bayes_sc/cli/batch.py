@@ -39,7 +39,7 @@ def _batch_args(p: argparse.ArgumentParser) -> None:
                    default="numpyro", help="NUTS backend (default: numpyro, JAX)")  # fmt: skip
     p.add_argument("--chains", type=int, default=2, help="chains (default: 2)")
     p.add_argument("--draws", type=int, default=None,
-                   help="kept draws per chain (default: each model's; 1000 for the "
+                   help="kept draws per chain (default: each model's; 2000 for the "
                    "regression)")  # fmt: skip
     p.add_argument("--tune", type=int, default=1000, help="warm-up draws per chain (default: 1000)")
     p.add_argument("--seed", type=_seed, default=0, help="random seed of every fit (default: 0)")

@@ -134,7 +134,7 @@ def regress(
     *,
     sampler="numpyro",
     chains=2,
-    draws=1000,
+    draws=2000,
     tune=1000,
     seed=0,
     progress=True,

@@ -8,14 +8,21 @@ coefficients w_c ~ N(m_c, C_c) (:mod:`.profiles`)::
 with β_c the natural-unit slopes and B the spline design at the pixels' edge distances. For
 fixed β the mean is linear in w and w is Gaussian, so w integrates out exactly:
 
-    y | β ~ N(μ, diag(d) + V Vᵀ),   V = [β_c B L_c]_c,   L_c L_cᵀ = C_c,
+    y | β ~ N(μ, diag(d) + B S Bᵀ),   S = Σ_c β_c² C_c,
 
-a diagonal plus low-rank covariance (rank Σ_c K_c, 18 for three 6-coefficient profiles),
-whose density costs O(n K²) by the Woodbury identity and the matrix determinant lemma. This is
-the joint posterior of β and the profiles with the profiles integrated out — unlike plugging
-in m (no profile uncertainty) or averaging fits over profile draws (multiple imputation, which
-counts the noise's projection onto each drawn profile as profile uncertainty and so
-over-covers where responses are noisy).
+a diagonal plus low-rank covariance (the profiles share one basis, so the rank is K, 6 for
+cubic splines with two interior knots). Its density
+costs O(n K²) through the responses' projection onto the spline space: with M = Bᵀ D⁻¹ B and
+b = Bᵀ D⁻¹ r,
+
+    rᵀ Σ⁻¹ r = rᵀ D⁻¹ r − bᵀ M⁻¹ b + (M⁻¹ b)ᵀ (M⁻¹ + S)⁻¹ (M⁻¹ b),
+    log det Σ = log det D + log det M + log det (M⁻¹ + S),
+
+which needs no inverse of S (singular where a slope is 0) and only Cholesky factors of SPD
+K × K matrices. This is the joint posterior of β and the profiles with the profiles integrated
+out — unlike plugging in m (no profile uncertainty) or averaging fits over drawn profiles
+(multiple imputation: it counts the noise's projection onto each drawn profile as profile
+uncertainty, and each copy's slopes along a collinear ridge came out over-confident).
 """
 
 from __future__ import annotations
@@ -26,37 +33,42 @@ import pytensor.tensor as pt
 LOG_2PI = float(np.log(2.0 * np.pi))
 
 
-def lowrank_normal_logp(resid, var, V):
-    """log N(resid; 0, diag(var) + V Vᵀ) (PyTensor; numpy arrays work too).
+def spline_normal_logp(resid, var, B, S):
+    """log N(resid; 0, diag(var) + B S Bᵀ) (PyTensor; numpy arrays work too).
 
     Parameters
     ----------
     resid : (n,) y − μ [response unit].
     var : (n,) diagonal variances [response unit²].
-    V : (n, K) low-rank factor [response unit].
+    B : (n, K) design of full column rank (see :func:`column_space`).
+    S : (K, K) positive semi-definite [response unit²].
     """
-    resid, var, V = pt.as_tensor(resid), pt.as_tensor(var), pt.as_tensor(V)
+    resid, var, B, S = (pt.as_tensor(v) for v in (resid, var, B, S))
     inv = 1.0 / var
-    VtDinv = (V * inv[:, None]).T  # (K, n)
-    k = V.shape[1]
-    capacitance = pt.eye(k) + VtDinv @ V  # I + Vᵀ D⁻¹ V, ≥ I: always well conditioned
-    chol = pt.linalg.cholesky(capacitance)
-    c = pt.linalg.solve_triangular(chol, VtDinv @ resid, lower=True)
-    quad = pt.sum(resid**2 * inv) - pt.sum(c**2)
-    logdet = pt.sum(pt.log(var)) + 2.0 * pt.sum(pt.log(pt.diag(chol)))
+    BtDinv = (B * inv[:, None]).T  # (K, n)
+    chol_m = pt.linalg.cholesky(BtDinv @ B)
+    y = pt.linalg.solve_triangular(chol_m, BtDinv @ resid, lower=True)
+    eye = pt.eye(B.shape[1])
+    chol_m_inv = pt.linalg.solve_triangular(chol_m, eye, lower=True)  # L⁻¹
+    m_inv = chol_m_inv.T @ chol_m_inv
+    m_inv_b = chol_m_inv.T @ y
+    chol_p = pt.linalg.cholesky(m_inv + S)
+    z = pt.linalg.solve_triangular(chol_p, m_inv_b, lower=True)
+    quad = pt.sum(resid**2 * inv) - pt.sum(y**2) + pt.sum(z**2)
+    logdet = (
+        pt.sum(pt.log(var))
+        + 2.0 * pt.sum(pt.log(pt.diag(chol_m)))
+        + 2.0 * pt.sum(pt.log(pt.diag(chol_p)))
+    )
     return -0.5 * (quad + logdet + resid.shape[0] * LOG_2PI)
 
 
-def factor_blocks(B, chols) -> np.ndarray:
-    """(n, Σ K_c) constant part of V for one crystal: [B L_c]_c (V scales block c by β_c)."""
-    return np.concatenate([B @ L for L in chols], axis=1)
+def column_space(B, covs, rtol: float = 1e-9):
+    """Reduce a spline design to full column rank: B S Bᵀ = B̃ S̃ B̃ᵀ with B̃ = B Z, S̃ = Zᵀ S Z.
 
-
-def expand_slopes(sizes) -> np.ndarray:
-    """(C, Σ K_c) 0/1 matrix taking the C slopes to V's columns (slope c over block c)."""
-    E = np.zeros((len(sizes), int(sum(sizes))))
-    start = 0
-    for c, size in enumerate(sizes):
-        E[c, start : start + size] = 1.0
-        start += size
-    return E
+    Z is an orthonormal basis of B's row space (pixels whose edge distances leave some spline
+    coefficient unseen make B rank-deficient). Returns B̃ (n, r) and the reduced covariances.
+    """
+    _, sv, vt = np.linalg.svd(B, full_matrices=False)
+    Z = vt[sv > rtol * sv[0]].T  # (K, r)
+    return B @ Z, [Z.T @ C @ Z for C in covs]

@@ -36,7 +36,7 @@ import numpy as np
 import pymc as pm
 import pytensor.tensor as pt
 
-from .eiv import expand_slopes, factor_blocks, lowrank_normal_logp
+from .eiv import column_space, spline_normal_logp
 from .inputs import COVARIATES
 from .profiles import Profile
 
@@ -88,17 +88,16 @@ def _prior(priors: dict, name: str, dims=None, **kw):
     return dist(name, **args, dims=dims, **kw)
 
 
-def _segments(r: ResponseData, profiles) -> list[tuple[int, slice, np.ndarray, np.ndarray]]:
-    """Per crystal present in ``r``: (k, its pixels' slice, [B L_c]_c, slope expansion)."""
+def _segments(r: ResponseData, profiles) -> list[tuple[int, slice, np.ndarray, list]]:
+    """Per crystal present in ``r``: (k, its pixels' slice, spline design B̃ of full column
+    rank, the covariates' coefficient covariances reduced to it)."""
     out = []
     for k, B in enumerate(r.basis):
         if B is None:
             continue
         sel = np.flatnonzero(r.crystal == k)  # pixels are grouped by crystal
-        chols = [profiles[k][c].chol() for c in COVS]
-        sizes = [L.shape[1] for L in chols]
-        out.append((k, slice(int(sel[0]), int(sel[-1]) + 1), factor_blocks(B, chols),
-                    expand_slopes(sizes)))  # fmt: skip
+        B_red, covs = column_space(B, [profiles[k][c].cov for c in COVS])
+        out.append((k, slice(int(sel[0]), int(sel[-1]) + 1), B_red, covs))
     return out
 
 
@@ -112,18 +111,19 @@ def _eiv_likelihood(segments):
     def logp(value, mu, var, slopes):
         resid = value - mu
         total = 0.0
-        for k, seg, A, E in segments:
-            V = A * (slopes[k] @ E)[None, :]
-            total = total + lowrank_normal_logp(resid[seg], var[seg], V)
+        for k, seg, B, covs in segments:
+            S = sum(slopes[k, c] ** 2 * C for c, C in enumerate(covs))
+            total = total + spline_normal_logp(resid[seg], var[seg], B, S)
         return total
 
     def random(mu, var, slopes, rng=None, size=None):
         shape = tuple(size) if size else np.broadcast_shapes(mu.shape, var.shape)
         y = mu + np.sqrt(var) * rng.standard_normal(shape)
-        for k, seg, A, E in segments:
-            g = (slopes[..., k, :] @ E)[..., None, :]  # (..., 1, K)
-            z = rng.standard_normal(shape[:-1] + (A.shape[1],))
-            y[..., seg] += np.einsum("...nk,...k->...n", A * g, z)
+        for k, seg, B, covs in segments:
+            for c, C in enumerate(covs):  # each profile's error, scaled by its slope
+                L = np.linalg.cholesky(C + 1e-12 * np.trace(C) * np.eye(len(C)))
+                z = rng.standard_normal(shape[:-1] + (len(C),)) @ L.T
+                y[..., seg] += slopes[..., k, c, None] * (z @ B.T)
         return y
 
     return logp, random
