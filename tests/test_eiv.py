@@ -79,8 +79,9 @@ def test_random_draws_have_the_density_the_logp_claims(rng):
 
 
 def test_two_crystals_are_independent_blocks(rng):
-    segments = [(0, slice(0, 5), rng.uniform(0, 1, (5, 2)), [_spd(rng, 2), _spd(rng, 2)]),
-                (1, slice(5, 9), rng.uniform(0, 1, (4, 3)), [_spd(rng, 3), _spd(rng, 3)])]  # fmt: skip
+    b0, b1 = rng.uniform(0, 1, (5, 2)), rng.uniform(0, 1, (4, 3))
+    segments = [(0, slice(0, 5), b0, [_spd(rng, 2), _spd(rng, 2)]),
+                (1, slice(5, 9), b1, [_spd(rng, 3), _spd(rng, 3)])]  # fmt: skip
     logp, _ = _eiv_likelihood(segments)
     mu, var, y = rng.normal(0, 1, 9), rng.uniform(0.2, 1, 9), rng.normal(0, 1, 9)
     slopes = np.array([[0.5, 2.0], [-1.0, 0.3]])
