@@ -24,7 +24,7 @@ diag(σ² + se²) + Σ_c β_krc² B_k C_kc B_kᵀ — the profiles' uncertainty 
 by every pixel, growing with the slope that carries it. Sampling w inside the model instead
 couples β and w bilinearly (w free where β ≈ 0, pinned where β is large), a funnel NUTS
 diverges in. Each response integrates the profiles on its own (the two responses' information
-about w is not shared: a small loss, their slopes stay calibrated); the joint model
+about w is not shared: a small loss of information); the joint model
 (``--model joint``) shares everything.
 """
 
