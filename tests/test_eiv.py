@@ -18,12 +18,14 @@ def _spd(rng, k):
     return a @ a.T / (3 * k)
 
 
+def _problem(rng, n, k):
+    """A design (n, k), an SPD (k, k), diagonal variances and residuals (n,)."""
+    return rng.uniform(0, 1, (n, k)), _spd(rng, k), rng.uniform(0.05, 2.0, n), rng.normal(0, 1.5, n)
+
+
 def test_spline_logp_equals_dense_multivariate_normal(rng):
     n, k = 50, 6
-    B = rng.uniform(0, 1, (n, k))
-    S = _spd(rng, k)
-    var = rng.uniform(0.05, 2.0, n)
-    resid = rng.normal(0, 1.5, n)
+    B, S, var, resid = _problem(rng, n, k)
     got = spline_normal_logp(resid, var, B, S).eval()
     want = multivariate_normal(np.zeros(n), np.diag(var) + B @ S @ B.T).logpdf(resid)
     np.testing.assert_allclose(got, want, rtol=1e-10)
@@ -33,11 +35,7 @@ def test_spline_logp_equals_dense_multivariate_normal(rng):
 
 
 def test_spline_logp_gradient_matches_finite_differences(rng):
-    n, k = 12, 3
-    B = rng.normal(0, 1, (n, k))
-    C = _spd(rng, k)
-    var = rng.uniform(0.1, 1.0, n)
-    resid = rng.normal(0, 1, n)
+    B, C, var, resid = _problem(rng, 12, 3)
     g = pt.dscalar("g")
     lp = spline_normal_logp(resid, var, B, g**2 * C)
     f = pytensor.function([g], [lp, pytensor.grad(lp, g)])

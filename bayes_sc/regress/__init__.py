@@ -185,8 +185,7 @@ def regress(
         target_accept=0.95,
     )
     if posterior_predictive:
-        pp = posterior_predictive_draws(tree, model, seed, progress)
-        tree["posterior_predictive"] = pp
+        tree["posterior_predictive"] = posterior_predictive_draws(tree, model, seed, progress)
     post = tree["posterior"].to_dataset()
     limits = {k: float(_value(v)) for k, v in settings["collinearity"].items()}
     collinearity, warnings = {}, []
