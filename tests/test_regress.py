@@ -175,7 +175,8 @@ def test_pooled_model_has_crystal_level_slopes(crystals, tmp_path):
     resp = [response_data(n, cry, profiles, settings) for n in ("blueshift", "tau")]
     model = build_regression_model(resp, profiles, ["C", "S"], settings["priors"])
     names = {v.name for v in model.free_RVs}
-    assert {"beta_std", "beta_crystal_sd", "beta_crystal_z", "intercept_crystal_z"} <= names
+    assert {"beta_std", "beta_crystal_sd", "intercept_crystal_sd", "crystal_coef_z"} <= names
+    assert model.named_vars_to_dims["crystal_coef_z"] == ("crystal", "response", "coefficient")
     assert model.named_vars_to_dims["beta_crystal"] == ("crystal", "response", "covariate")
     assert model.named_vars_to_dims["tau_obs"] == ("tau_unit",)
     assert np.isfinite(model.compile_logp()(model.initial_point()))

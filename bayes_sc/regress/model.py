@@ -14,8 +14,9 @@ e_i [µm]::
 - standardisation (ȳ_r, s_r, x̄_rc, s_rc: fixed constants from the data, x̄ and s at the
   profiles' means) puts every prior on a unit scale (``models/regression.toml``);
   ``beta_std`` are the standardised slopes;
-- with several crystals, β_krc = β_rc + τ_rc z_krc and α_kr likewise (non-centred partial
-  pooling): the law is one physics, each crystal may depart from it by a learned amount.
+- with several crystals, (α_kr, β_kr) ~ N((α_r, β_r), diag(τ_r²)) (partial pooling: the law is
+  one physics, each crystal may depart from it by a learned amount), sampled about their
+  conditional posterior (:mod:`.pooling`).
 
 Errors in variables, exactly: the mean is linear in the profile coefficients w, which are
 Gaussian, so they are integrated out analytically (:mod:`.eiv`): each response's pixels of
@@ -38,6 +39,7 @@ import pytensor.tensor as pt
 
 from .eiv import column_space, spline_normal_logp
 from .inputs import COVARIATES
+from .pooling import conditional_coefficients, crystal_information
 from .profiles import Profile
 
 COVS = tuple(COVARIATES)
@@ -129,6 +131,26 @@ def _eiv_likelihood(segments):
     return logp, random
 
 
+def _crystal_summaries(responses, profiles, n_cry):
+    """(crystal, response, 1 + C, 1 + C) information and (crystal, response, 1 + C) scores of
+    every crystal's own likelihood, standardised (:func:`.pooling.crystal_information`; zero
+    where a crystal lacks the response, so its coefficients follow the prior)."""
+    P = 1 + len(COVS)
+    H = np.zeros((n_cry, len(responses), P, P))
+    h = np.zeros((n_cry, len(responses), P))
+    for j, r in enumerate(responses):
+        xs = (r.mean_covariates(profiles) - r.x_centre) / r.x_scale
+        for k, seg, B, covs in _segments(r, profiles):
+            H[k, j], h[k, j] = crystal_information(
+                (r.y[seg] - r.y_centre) / r.y_scale,
+                r.se[seg] / r.y_scale,
+                xs[seg],
+                B,
+                [C / s**2 for C, s in zip(covs, r.x_scale, strict=True)],
+            )
+    return H, h
+
+
 def build_regression_model(
     responses: list[ResponseData],
     profiles: list[dict[str, Profile]],
@@ -150,7 +172,8 @@ def build_regression_model(
     """
     names = [r.name for r in responses]
     n_cry = len(crystal_names)
-    coords = {"response": names, "covariate": list(COVS), "crystal": list(crystal_names)}
+    coords = {"response": names, "covariate": list(COVS), "crystal": list(crystal_names),
+              "coefficient": ["intercept", *COVS]}  # fmt: skip
     for r in responses:
         coords[f"{r.name}_unit"] = np.arange(r.y.size)
     RC = ("response", "covariate")
@@ -160,11 +183,17 @@ def build_regression_model(
         sigma_std = _prior(priors, "sigma_std", dims="response")
         if n_cry > 1:
             b_sd = _prior(priors, "beta_crystal_sd", dims=RC)
-            b_z = pm.Normal("beta_crystal_z", 0.0, 1.0, dims=("crystal",) + RC)
-            beta_k = beta_std[None] + b_sd[None] * b_z  # (crystal, response, cov)
             i_sd = _prior(priors, "intercept_crystal_sd", dims="response")
-            i_z = pm.Normal("intercept_crystal_z", 0.0, 1.0, dims=("crystal", "response"))
-            icpt_k = intercept_std[None] + i_sd[None] * i_z
+            H, h = _crystal_summaries(responses, profiles, n_cry)
+            theta = conditional_coefficients(
+                "crystal_coef",
+                pt.concatenate([intercept_std[:, None], beta_std], axis=1),
+                pt.concatenate([i_sd[:, None], b_sd], axis=1),
+                H,
+                h,
+                dims=("crystal", "response", "coefficient"),
+            )
+            icpt_k, beta_k = theta[..., 0], theta[..., 1:]  # (crystal, response[, cov])
         else:
             beta_k, icpt_k = beta_std[None], intercept_std[None]
         y_scale = np.array([r.y_scale for r in responses])
