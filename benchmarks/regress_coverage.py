@@ -108,8 +108,8 @@ def main(argv=None):
                 flush=True,
             )
     print(
-        f"\n{'beta':<22} {'coverage':>9} {'mean width':>11} {'rms error/mean sd':>18}"
-        + (f" {'1-crystal width':>16}" if args.pool > 1 else "")
+        f"\n{'beta':<22} {'coverage':>9} {'mean width':>11} {'rms error/mean sd':>18} "
+        f"{'mean error/mean sd':>19}" + (f" {'1-crystal width':>16}" if args.pool > 1 else "")
     )
     result = {"replicates": args.replicates, "separable": args.separable, "scales": args.scales,
               "pool": args.pool,
@@ -121,9 +121,11 @@ def main(argv=None):
         # Posterior sd against the posterior mean's actual error: 1 when calibrated, < 1 when
         # the intervals are wider than the estimate's scatter about the truth (over-coverage).
         ratio = float(np.sqrt(np.mean(err[:, 0] ** 2)) / np.mean(err[:, 1]))
-        line = f"{key:<22} {cov:>9.2f} {w:>11.4g} {ratio:>18.2f}"
+        bias = float(np.mean(err[:, 0]) / np.mean(err[:, 1]))  # the same sign every time?
+        line = f"{key:<22} {cov:>9.2f} {w:>11.4g} {ratio:>18.2f} {bias:>+19.2f}"
         result[f"coverage/{key}"] = cov
         result[f"rms_error_over_sd/{key}"] = ratio
+        result[f"mean_error_over_sd/{key}"] = bias
         result[f"width/{key}"] = w
         if args.pool > 1:
             w1 = float(np.mean(widths["single"][key]))

@@ -19,7 +19,7 @@ JOINT_TARGET_ACCEPT = 0.95
 
 
 def fit_joint(
-    reduced: Path, preset: dict, *, sampler="numpyro", chains=2, draws=1000, tune=1000, seed=0,
+    reduced: Path, preset: dict, *, sampler="numpyro", chains=2, draws=2000, tune=1000, seed=0,
     progress=True, posterior_predictive=False, likelihood="summary", crop=None, bin_pixels=1,
     merge=None, settings_path=None,
 ) -> xr.DataTree:  # fmt: skip
