@@ -36,10 +36,10 @@ from bayes_sc.simulate.posteriors import synthetic_crystal
 SEPARABLE = {"a_mean": 0.6, "delta_psi": 2.0, "g_q": 20.0}
 
 
-def run_one(paths_list, out, seed, draws):
+def run_one(paths_list, out, seed, draws, settings=None):
     t0 = time.perf_counter()
     files = [p for paths in paths_list for p in (paths["xray"], paths["flim"], paths["pl"])]
-    _, summary = regress(files, out, seed=seed, draws=draws, progress=False)
+    _, summary = regress(files, out, seed=seed, draws=draws, progress=False, settings_path=settings)
     tree = xr.open_datatree(out)
     post = tree["posterior"].to_dataset()
     rhat = float(az.rhat(post).to_array().max())
@@ -65,6 +65,8 @@ def main(argv=None):
     ap.add_argument("--seed", type=int, default=100)
     ap.add_argument("--scan", default="25x25", help="X-ray scan of each crystal, NYxNX (optical "
                     "images scale with it)")  # fmt: skip
+    ap.add_argument("--settings", type=Path, help="regression settings (default: "
+                    "models/regression.toml)")  # fmt: skip
     ap.add_argument("--json", type=Path, help="also write the figures here")
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.ERROR)
@@ -88,11 +90,13 @@ def main(argv=None):
                 for k in range(args.pool)
             ]
             truth = crystals[0]["beta"]
-            summary, diag = run_one(crystals, Path(tmp) / f"r{rep}.nc", rep, args.draws)
+            summary, diag = run_one(
+                crystals, Path(tmp) / f"r{rep}.nc", rep, args.draws, args.settings
+            )
             fits = {"pooled": summary}
             if args.pool > 1:
                 fits["single"], _ = run_one(
-                    crystals[:1], Path(tmp) / f"r{rep}s.nc", rep, args.draws
+                    crystals[:1], Path(tmp) / f"r{rep}s.nc", rep, args.draws, args.settings
                 )
             for key, b in summary["beta"].items():
                 r, c = key.split("/")
