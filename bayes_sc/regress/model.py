@@ -131,7 +131,7 @@ def _eiv_likelihood(segments):
     return logp, random
 
 
-def _crystal_summaries(responses, profiles, n_cry):
+def _crystal_summaries(responses, profiles, n_cry, slope_prior_sd):
     """(crystal, response, 1 + C, 1 + C) information and (crystal, response, 1 + C) scores of
     every crystal's own likelihood, standardised (:func:`.pooling.crystal_information`; zero
     where a crystal lacks the response, so its coefficients follow the prior)."""
@@ -147,6 +147,7 @@ def _crystal_summaries(responses, profiles, n_cry):
                 xs[seg],
                 B,
                 [C / s**2 for C, s in zip(covs, r.x_scale, strict=True)],
+                prior_sd=slope_prior_sd,
             )
     return H, h
 
@@ -184,7 +185,9 @@ def build_regression_model(
         if n_cry > 1:
             b_sd = _prior(priors, "beta_crystal_sd", dims=RC)
             i_sd = _prior(priors, "intercept_crystal_sd", dims="response")
-            H, h = _crystal_summaries(responses, profiles, n_cry)
+            H, h = _crystal_summaries(
+                responses, profiles, n_cry, float(priors["beta_std"]["sigma"])
+            )
             theta = conditional_coefficients(
                 "crystal_coef",
                 pt.concatenate([intercept_std[:, None], beta_std], axis=1),

@@ -40,7 +40,7 @@ def _apply_sigma_inv(var, B, S, X):
     return dinv_x - dinv_b @ (S @ inner)
 
 
-def crystal_information(y_std, se_std, xs, B, covs_std, prior_sd: float = 1.0):
+def crystal_information(y_std, se_std, xs, B, covs_std, prior_sd: float):
     """Gaussian summary (H, h) of one crystal's likelihood for its coefficients (α, β).
 
     Parameters
@@ -50,7 +50,8 @@ def crystal_information(y_std, se_std, xs, B, covs_std, prior_sd: float = 1.0):
     B : (n, K) spline design of full column rank.
     covs_std : C arrays (K, K), the profiles' coefficient covariances over the covariates'
         squared scales (so that β_std² covs_std[c] is in response sd²).
-    prior_sd : ridge on the pilot slopes [response sd per covariate sd].
+    prior_sd : ridge on the pilot slopes, the standardised slopes' prior sd [response sd per
+        covariate sd].
 
     Returns
     -------
