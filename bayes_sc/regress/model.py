@@ -131,7 +131,7 @@ def _eiv_likelihood(segments):
     return logp, random
 
 
-def _crystal_summaries(responses, profiles, n_cry, slope_prior_sd):
+def _crystal_summaries(responses, xs_std, segments, n_cry, slope_prior_sd):
     """(crystal, response, 1 + C, 1 + C) information and (crystal, response, 1 + C) scores of
     every crystal's own likelihood, standardised (:func:`.pooling.crystal_information`; zero
     where a crystal lacks the response, so its coefficients follow the prior)."""
@@ -139,12 +139,11 @@ def _crystal_summaries(responses, profiles, n_cry, slope_prior_sd):
     H = np.zeros((n_cry, len(responses), P, P))
     h = np.zeros((n_cry, len(responses), P))
     for j, r in enumerate(responses):
-        xs = (r.mean_covariates(profiles) - r.x_centre) / r.x_scale
-        for k, seg, B, covs in _segments(r, profiles):
+        for k, seg, B, covs in segments[j]:
             H[k, j], h[k, j] = crystal_information(
                 (r.y[seg] - r.y_centre) / r.y_scale,
                 r.se[seg] / r.y_scale,
-                xs[seg],
+                xs_std[j][seg],
                 B,
                 [C / s**2 for C, s in zip(covs, r.x_scale, strict=True)],
                 prior_sd=slope_prior_sd,
@@ -178,6 +177,9 @@ def build_regression_model(
     for r in responses:
         coords[f"{r.name}_unit"] = np.arange(r.y.size)
     RC = ("response", "covariate")
+    # per response: covariates at w = m, standardised (n, C); per-crystal segments (_segments)
+    xs_std = [(r.mean_covariates(profiles) - r.x_centre) / r.x_scale for r in responses]
+    segments = [_segments(r, profiles) for r in responses]
     with pm.Model(coords=coords) as model:
         beta_std = _prior(priors, "beta_std", dims=RC)
         intercept_std = _prior(priors, "intercept_std", dims="response")
@@ -186,7 +188,7 @@ def build_regression_model(
             b_sd = _prior(priors, "beta_crystal_sd", dims=RC)
             i_sd = _prior(priors, "intercept_crystal_sd", dims="response")
             H, h = _crystal_summaries(
-                responses, profiles, n_cry, float(priors["beta_std"]["sigma"])
+                responses, xs_std, segments, n_cry, float(priors["beta_std"]["sigma"])
             )
             theta = conditional_coefficients(
                 "crystal_coef",
@@ -215,17 +217,15 @@ def build_regression_model(
         if n_cry > 1:
             pm.Deterministic("beta_crystal", beta_nat_k, dims=("crystal",) + RC)
         for j, r in enumerate(responses):
-            xs = (r.mean_covariates(profiles) - r.x_centre) / r.x_scale  # (n, C) at w = m
             # Pixels are grouped by crystal: broadcast each crystal's slopes over its segment
             # (a gather by pixel index costs more than the rest of the gradient).
-            segments = _segments(r, profiles)
             parts = [
-                icpt_k[k, j] + (beta_k[k, j][None, :] * xs[seg]).sum(axis=-1)
-                for k, seg, _, _ in segments
+                icpt_k[k, j] + (beta_k[k, j][None, :] * xs_std[j][seg]).sum(axis=-1)
+                for k, seg, _, _ in segments[j]
             ]
             mu_std = pt.concatenate(parts) if len(parts) > 1 else parts[0]
             var = (sigma_std[j] * r.y_scale) ** 2 + r.se**2
-            logp, random = _eiv_likelihood(segments)
+            logp, random = _eiv_likelihood(segments[j])
             pm.CustomDist(
                 f"{r.name}_obs",
                 r.y_centre + r.y_scale * mu_std,

@@ -20,6 +20,7 @@ variables only: the density of θ_k is its prior N(θ, T) plus log |∂θ_k/∂z
 so the posterior is exact whatever the summary; a poor summary costs efficiency, not accuracy.
 The summary is a generalised-least-squares fit of each crystal with its errors in variables at a
 pilot slope (:func:`crystal_information`).
+
 The change of variables enters as a ``pm.Potential``, which PyMC's prior-predictive sampling
 ignores: draw prior predictives of this model by hand (nothing in bayes_sc draws them).
 """

@@ -46,11 +46,6 @@ class Profile:
     draw_cov: np.ndarray
     residual_sd: float
 
-    def chol(self) -> np.ndarray:
-        """Lower Cholesky factor of ``cov`` (with a tiny jitter for rank-deficient draws)."""
-        jitter = 1e-12 * max(float(np.trace(self.cov)) / len(self.cov), 1e-30)
-        return np.linalg.cholesky(self.cov + jitter * np.eye(len(self.cov)))
-
     def evaluate(self, edge_um) -> np.ndarray:
         """Posterior-mean profile at ``edge_um`` [covariate unit]."""
         return self.basis(edge_um) @ self.mean
