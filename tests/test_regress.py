@@ -43,6 +43,26 @@ def test_spline_basis_is_a_partition_of_unity_and_adapts_to_few_edges():
         spline_basis([0.5, 0.5])
 
 
+def test_spline_knots_follow_the_pixels_where_every_piece_holds_two_edge_distances():
+    """A crystal's pixels crowd at its edge: the knots sit at the pixels' quantiles there (a
+    short end piece for the optical pixels beyond the X-ray range to read), unless a piece
+    would then hold a single ring of pixels, when they fall back to the distinct values'."""
+    rings = np.array([0.5, 0.71, 1.0, 1.12, 1.41, 1.5, 1.58, 1.8, 2.0, 2.24, 2.5, 3.0, 3.5, 4.0])
+    counts = np.array([40, 36, 32, 30, 28, 26, 24, 22, 20, 18, 16, 12, 8, 4])
+    big = spline_basis(np.repeat(rings, counts))
+    np.testing.assert_allclose(
+        big.knots[4:-4], np.quantile(np.repeat(rings, counts), [1 / 3, 2 / 3])
+    )
+    assert big.knots[4] < np.quantile(rings, 1 / 3)  # nearer the edge than the rings' quantile
+    # an outer ring holding half the pixels: the first knot would leave it a piece of its own
+    lopsided = np.repeat(rings[:8], [400, 30, 30, 30, 30, 30, 30, 30])
+    small = spline_basis(lopsided)
+    np.testing.assert_allclose(small.knots[4:-4], np.quantile(rings[:8], [1 / 3, 2 / 3]))
+    for b, e in ((big, rings), (small, rings[:8])):
+        pieces = np.searchsorted(b.knots[4:-4], e, side="right")
+        assert np.bincount(pieces).min() >= 2
+
+
 def test_profile_band_covers_the_true_profile_at_its_nominal_rate(rng):
     """Fields scatter about a smooth profile; each replicate's 90 % band at five edge
     distances must cover the truth 90 % of the time (400 replicates: MC error 0.7 %)."""
@@ -67,8 +87,49 @@ def test_profile_covariance_adds_draw_spread_to_the_fit_error(rng):
     fixed = estimate_profile("g_q", "percent", np.tile(field, (50, 1)), e)
     np.testing.assert_allclose(fixed.draw_cov, 0.0, atol=1e-20)
     noisy = estimate_profile("g_q", "percent", field + 0.2 * rng.standard_normal((500, 60)), e)
-    assert np.all(np.diag(noisy.cov) > np.diag(fixed.cov))
+    k = fixed.basis.size  # the spline block (the last two: slope changes beyond the ends)
+    assert np.all(np.diag(noisy.cov)[:k] > np.diag(fixed.cov)[:k])
     assert 0.03 < fixed.residual_sd < 0.07
+
+
+def _ring_edges(seed, extent_um=10.0, step_um=0.5):
+    """Edge distances of a simulated crystal outline's scan pixels (SPEC §5) [µm]."""
+    from bayes_sc.physics import edge_distance_grid
+    from bayes_sc.simulate.fields import crystal_outline, grid_mask
+
+    rng = np.random.default_rng(seed)
+    outline = crystal_outline(
+        np.full(2, (extent_um - step_um) / 2), np.full(2, 0.36 * extent_um), rng
+    )
+    n = int(np.ceil(extent_um / step_um))
+    mask = grid_mask(outline, (n, n), (step_um, step_um))
+    return edge_distance_grid(mask, (step_um, step_um))[mask]
+
+
+def test_profile_continuation_beyond_the_edge_range_carries_its_shape_error(rng):
+    """A profile representable by the spline continues exactly (slope-change sd ~ 0); one that
+    steepens towards the edge (exponential, 0.4-1.2 µm) is missed beyond the X-ray range by its
+    end piece, and the hold-out continuation brings the misses to ~1 sd where the spline's own
+    covariance leaves them at ~1.7 sd (0.3 µm beyond the first ring, where FLIM pixels sit)."""
+    from bayes_sc.regress.profiles import continuation_sd
+
+    e = _ring_edges(0)
+    np.testing.assert_allclose(continuation_sd(1 + 0.5 * e - 0.1 * e**2 + 0.01 * e**3, e), 0.0,
+                               atol=1e-6)  # fmt: skip
+    z, z_spline = [], []
+    for seed in range(4):
+        e = _ring_edges(seed)
+        for scale in (0.4, 0.7, 1.2):
+            truth = lambda x, s=scale: 10 - 2 * np.exp(-x / s)  # noqa: E731
+            prof = estimate_profile("a_mean", "nm", truth(e) + 0.01 * rng.standard_normal(
+                (200, e.size)), e)  # fmt: skip
+            at = e.min() - 0.3
+            mean, lo, hi = prof.band([at], 0.9)
+            z.append((mean[0] - truth(at)) / ((hi[0] - lo[0]) / 3.29))
+            B, k = prof.basis([at]), prof.basis.size
+            z_spline.append((mean[0] - truth(at)) / np.sqrt(B @ prof.cov[:k, :k] @ B.T)[0, 0])
+    assert np.sqrt(np.mean(np.square(z))) < 1.3
+    assert np.sqrt(np.mean(np.square(z_spline))) > 1.4
 
 
 # --- collinearity --------------------------------------------------------------------------------

@@ -31,9 +31,10 @@ import pymc as pm
 import pytensor.tensor as pt
 
 from ..errors import InputError
+from ..physics.spline import continuation_sd
 from .flim import PIX as FLIM_PIX
 from .flim import build_flim_model
-from .law import COVARIATES, RESPONSES, covariate_projection
+from .law import COVARIATES, PROFILE_ENDS, RESPONSES, continuation_ramps, covariate_projection
 from .pl import PT, build_pl_model
 from .spatial import bym2_field, bym2_sd, scaled_normal
 from .xray import build_xray_model
@@ -187,20 +188,32 @@ def build_joint_model(xray, preset: dict, settings: dict, *, flim=None, pl=None)
         if not y_scale > 0:
             raise InputError(None, f"{r}: the first estimates of the response do not vary "
                              "across the crystal: nothing to regress on")  # fmt: skip
-        law[r] = dict(H=H, x_centre=x0.mean(axis=0), x_scale=x_scale, y_centre=float(
+        ramps = continuation_ramps(xray_edge, edge, margin_um=margin)
+        law[r] = dict(H=H, ramps=ramps, x_centre=x0.mean(axis=0), x_scale=x_scale, y_centre=float(
             np.nanmean(y0)), y_scale=y_scale, n_clamped=n_clamped,
             pinned=pinned(y0, se, joint.get("pinned", "auto")))  # fmt: skip
+    # beyond the X-ray edge range, the profiles' end pieces continue with an uncertain slope
+    # change (as in the two-stage regression), sd from a hold-out of the first estimates
+    rings = int(_value(settings["profiles"]["continuation_holdout_rings"]))
+    cont_sd = np.array([continuation_sd(first_fields[:, j], xray_edge, knots, rings)
+                        for j in range(len(COVS))]).T  # (end, covariate)  # fmt: skip
+    beyond = any(law[r]["ramps"].any() for r in names)
     rho_prior = joint["residual_rho"]
-    coords = {"response": names, "covariate": list(COVS)}
+    coords = {"response": names, "covariate": list(COVS), "profile_end": list(PROFILE_ENDS)}
     with pm.Model(coords=coords) as model:
         build_xray_model(xdata, preset, saxs, waxs, first, summaries)
         fields = pt.stack([model[c] for c in COVS], axis=1)  # (n_xray, C)
+        if beyond:
+            eta = pm.Normal("profile_continuation_z", 0.0, 1.0, dims=("profile_end", "covariate"))
+            slope_change = eta * cont_sd  # (end, C) [covariate unit / µm]
         params = {}
         for r in names:
             c = law[r]
             beta_std = _prior(pri["beta_std"], f"beta_std_{r}", dims="covariate")
             sigma_std = _prior(pri["sigma_std"], f"sigma_std_{r}")
             x = pt.dot(c["H"], fields)  # (n_units, C): the covariate profiles at the units
+            if beyond:
+                x = x + pt.dot(c["ramps"], slope_change)
             offset = c["y_scale"] * (((x - c["x_centre"]) / c["x_scale"]) * beta_std).sum(axis=1)
             params[r] = dict(beta_std=beta_std, sigma_std=sigma_std, offset=offset)
 

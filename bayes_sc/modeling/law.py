@@ -6,7 +6,10 @@ responses the PL blueshift [meV] (on ``pl_point``) and the FLIM lifetime τ [ns]
 ``flim_pixel``). The modalities meet through edge distance (SPEC §5): a covariate field x over
 the X-ray pixels is summarised by its least-squares B-spline profile in edge distance,
 f(e) = B(e) (BᵀB)⁻¹ Bᵀ x, which is linear in x: at the optical units' edge distances it is
-``H @ x`` with a constant matrix H (:func:`covariate_projection`).
+``H @ x`` with a constant matrix H (:func:`covariate_projection`). Beyond the X-ray edge
+range the profile's end piece continues with an uncertain change of slope
+(:func:`bayes_sc.physics.spline.continuation_sd`), ``R @ η`` with R the units' distances past
+each end (:func:`continuation_ramps`).
 """
 
 from __future__ import annotations
@@ -14,6 +17,8 @@ from __future__ import annotations
 import numpy as np
 
 from ..physics.spline import spline_basis
+
+PROFILE_ENDS = ("low", "high")  # the ends of the X-ray edge range a profile continues beyond
 
 COVARIATES = {"a_mean": "nm", "delta_psi": "degree", "g_q": "percent"}
 #: response -> (dim, edge coordinate, unit)
@@ -56,3 +61,13 @@ def covariate_projection(
     e = np.asarray(unit_edge_um, float)
     clamped = np.clip(e, lo, hi)
     return basis(clamped) @ np.linalg.pinv(B), int(np.sum(clamped != e))
+
+
+def continuation_ramps(xray_edge_um, unit_edge_um, *, margin_um: float = 0.3) -> np.ndarray:
+    """(n_units, 2) distances of the optical units past the low and high ends of the X-ray
+    edge range (0 inside it; at most ``margin_um``, as :func:`covariate_projection` clamps)
+    [µm]."""
+    xray_edge_um = np.asarray(xray_edge_um, float)
+    lo, hi = float(xray_edge_um.min()), float(xray_edge_um.max())
+    e = np.clip(np.asarray(unit_edge_um, float), lo - margin_um, hi + margin_um)
+    return np.column_stack([np.maximum(lo - e, 0.0), np.maximum(e - hi, 0.0)])

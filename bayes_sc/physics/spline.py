@@ -13,6 +13,8 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.interpolate import BSpline
 
+MIN_SITES_PER_PIECE = 2
+
 
 @dataclass(frozen=True)
 class SplineBasis:
@@ -41,18 +43,63 @@ class SplineBasis:
 
 
 def spline_basis(edge_um, max_interior_knots: int = 2) -> SplineBasis:
-    """A B-spline basis fitting the distinct values of ``edge_um`` [µm].
+    """A B-spline basis fitting the edge distances ``edge_um`` [µm] of a crystal's pixels.
 
-    Cubic with up to ``max_interior_knots`` interior knots at quantiles of the distinct edge
-    distances; fewer distinct values (a small scan) lower the degree and the knots so that the
-    least-squares profile stays determined (size ≤ distinct values).
+    Cubic with up to ``max_interior_knots`` interior knots at quantiles of the *pixels'* edge
+    distances (as R's ``splines::bs`` places them): a crystal has most of its pixels near its
+    edge, where the fields change fastest, so the knots crowd there and the end piece that
+    optical pixels beyond the X-ray range read is short. Where those knots would leave a
+    coefficient without data (Schoenberg–Whitney: too few distinct edge distances between
+    them, as on small scans) they move to quantiles of the distinct edge distances. Fewer
+    distinct values still (a handful, a 6 × 6 scan) lower the degree and the number of knots,
+    so that the least-squares profile stays determined (size ≤ distinct values).
     """
-    unique = np.unique(np.round(np.asarray(edge_um, dtype=float), 9))
+    edge = np.round(np.asarray(edge_um, dtype=float).ravel(), 9)
+    unique = np.unique(edge)
     if unique.size < 2:
         raise ValueError("a profile needs at least two distinct edge distances")
     degree = int(min(3, unique.size - 1))
     n_interior = int(np.clip(unique.size - degree - 1, 0, max_interior_knots))
     lo, hi = float(unique[0]), float(unique[-1])
-    interior = np.quantile(unique, np.linspace(0, 1, n_interior + 2)[1:-1])
-    knots = np.concatenate([[lo] * (degree + 1), interior, [hi] * (degree + 1)])
-    return SplineBasis(knots, degree, lo, hi)
+    levels = np.linspace(0, 1, n_interior + 2)[1:-1]
+    pixel_knots = np.quantile(edge, levels)
+    # every polynomial piece held by at least two distinct edge distances, not by continuity
+    # alone (a piece over one ring of pixels bends to that ring's noise)
+    spans = np.searchsorted(pixel_knots, unique, side="right")
+    held = np.bincount(spans, minlength=n_interior + 1).min() >= MIN_SITES_PER_PIECE
+    for interior in ([pixel_knots] if held else []) + [np.quantile(unique, levels)]:
+        knots = np.concatenate([[lo] * (degree + 1), interior, [hi] * (degree + 1)])
+        basis = SplineBasis(knots, degree, lo, hi)
+        if np.linalg.matrix_rank(basis(unique)) == basis.size:
+            break
+    return basis
+
+
+def continuation_sd(field, edge_um, max_interior_knots: int = 2, rings: int = 2):
+    """sd of the profile's slope change beyond each end of the edge range [unit/µm].
+
+    Hold-out: the least-squares profile of ``field`` without its outermost j = 1..``rings``
+    distinct edge distances at one end, extrapolated to that end, misses the full profile by
+    Δ_j over D_j µm; the sd is max_j |Δ_j| / D_j. Where no hold-out leaves two distinct edge
+    distances (a scan of a handful of rings), the full profile's own end slope: its
+    continuation as uncertain as its size.
+    """
+    field = np.asarray(field, dtype=float)
+    edge = np.round(np.asarray(edge_um, dtype=float), 9)
+    unique = np.unique(edge)
+    full = spline_basis(edge, max_interior_knots)
+    w = np.linalg.lstsq(full(edge), field, rcond=None)[0]
+    out = []
+    for end, inner in ((unique[0], unique[1:]), (unique[-1], unique[::-1][1:])):
+        f_end = float((full([end]) @ w)[0])
+        rates = []
+        for j in range(min(rings, inner.size - 1)):
+            keep = (edge >= inner[j]) if end == unique[0] else (edge <= inner[j])
+            basis = spline_basis(edge[keep], max_interior_knots)
+            wj = np.linalg.lstsq(basis(edge[keep]), field[keep], rcond=None)[0]
+            rates.append(abs(float((basis([end]) @ wj)[0]) - f_end) / abs(inner[j] - end))
+        if not rates:
+            h = 1e-3 * (unique[-1] - unique[0])
+            rates.append(abs(float(((full([end + h]) - full([end - h])) @ w)[0])) / (2 * h))
+        out.append(max(rates))
+    return float(out[0]), float(out[1])

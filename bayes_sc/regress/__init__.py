@@ -47,11 +47,10 @@ def _value(entry):
 def crystal_profiles(cry: CrystalInputs, settings: dict) -> dict[str, Profile]:
     """Covariate profiles of one crystal from its X-ray posterior draws."""
     knots = int(_value(settings["profiles"]["max_interior_knots"]))
+    rings = int(_value(settings["profiles"]["continuation_holdout_rings"]))
+    draws, edge = cry.covariate_draws, cry.xray_edge_um
     try:
-        return {
-            c: estimate_profile(c, COVARIATES[c], cry.covariate_draws[c], cry.xray_edge_um, knots)
-            for c in COVS
-        }
+        return {c: estimate_profile(c, COVARIATES[c], draws[c], edge, knots, rings) for c in COVS}
     except ValueError as err:
         raise InputError(cry.xray_source, f"cannot estimate covariate profiles: {err}") from None
 
@@ -65,7 +64,8 @@ def response_data(name, crystals, profiles, settings) -> ResponseData | None:
         if resp is None:
             basis.append(None)
             continue
-        b = profiles[k][COVS[0]].basis
+        prof = profiles[k][COVS[0]]
+        b = prof.basis
         keep = (resp.edge_um >= b.lo - margin) & (resp.edge_um <= b.hi + margin)
         if not keep.any():
             raise InputError(
@@ -78,7 +78,7 @@ def response_data(name, crystals, profiles, settings) -> ResponseData | None:
             raise InputError(resp.source, f"{name} posterior holds NaN or infinite values")
         dropped += int((~keep).sum())
         parts.append((k, resp.value[keep], resp.sd[keep], resp.edge_um[keep]))
-        basis.append(b(resp.edge_um[keep]))
+        basis.append(prof.design(resp.edge_um[keep]))
     if not parts:
         return None
     y = np.concatenate([p[1] for p in parts])

@@ -13,6 +13,17 @@ carried into the regression:
   residuals less the part its own errors (the posterior variance) contribute.
 
 The profile coefficients are then Gaussian, N(m, C): ``C = Cov_d(w_d) + s² (BᵀB)⁻¹``.
+
+Beyond the X-ray pixels' edge-distance range [lo, hi] (optical pixels nearer the edge than the
+X-ray scan's first ring: SPEC §5's edge distances start at one step of each grid) the spline's
+end piece continues, and its error there is not noise but shape: the true profile may bend
+where no X-ray pixel saw it. That is a third part, a random change of slope at each end,
+f(e) = B(e) w + η_lo (lo − e)₊ + η_hi (e − hi)₊ with η ~ N(0, σ²), σ from a hold-out: the
+profile refitted without the outermost one (two) distinct edge distances and extrapolated back
+to the end misses the full profile there by |Δ_j| over the distance D_j it extrapolated, and
+σ = max_j |Δ_j| / D_j [unit/µm] (:func:`continuation_sd`). The coefficients of
+:meth:`Profile.design` are (w, η_lo, η_hi), Gaussian with mean (m, 0, 0) and block-diagonal
+covariance.
 """
 
 from __future__ import annotations
@@ -21,7 +32,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..physics.spline import SplineBasis, spline_basis  # noqa: F401 (re-exported)
+from ..physics.spline import SplineBasis, continuation_sd, spline_basis  # noqa: F401
 
 
 @dataclass(frozen=True)
@@ -33,9 +44,12 @@ class Profile:
     name : covariate name (``a_mean``, ``delta_psi``, ``g_q``).
     unit : its unit (nm, degree, percent).
     basis : the B-spline basis.
-    mean, cov : (K,), (K, K) Gaussian of the coefficients.
-    draw_cov : (K, K) the part of ``cov`` from the X-ray posterior's draws.
+    mean, cov : (K + 2,), (K + 2, K + 2) Gaussian of the coefficients of :meth:`design`:
+        the spline's K, then the slope changes beyond the low and high ends (mean 0).
+    draw_cov : (K + 2, K + 2) the part of ``cov`` from the X-ray posterior's draws.
     residual_sd : estimated sd of the true field about its profile [covariate unit].
+    continuation_sd : (low end, high end) sd of the slope change beyond each end of the X-ray
+        edge range [covariate unit / µm].
     """
 
     name: str
@@ -45,23 +59,33 @@ class Profile:
     cov: np.ndarray
     draw_cov: np.ndarray
     residual_sd: float
+    continuation_sd: tuple[float, float] = (0.0, 0.0)
+
+    def design(self, edge_um) -> np.ndarray:
+        """(n, K + 2) design at ``edge_um`` [µm]: the spline basis, then the distances beyond
+        the low and high ends of the X-ray edge range (0 inside it) [µm]."""
+        e = np.asarray(edge_um, dtype=float)
+        b = self.basis
+        return np.column_stack([b(e), np.maximum(b.lo - e, 0.0), np.maximum(e - b.hi, 0.0)])
 
     def evaluate(self, edge_um) -> np.ndarray:
         """Posterior-mean profile at ``edge_um`` [covariate unit]."""
-        return self.basis(edge_um) @ self.mean
+        return self.design(edge_um) @ self.mean
 
     def band(self, edge_um, prob: float = 0.9) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(mean, lower, upper) of the profile at ``edge_um`` with a central ``prob`` band."""
         from scipy.stats import norm
 
-        B = self.basis(edge_um)
+        B = self.design(edge_um)
         mean = B @ self.mean
         sd = np.sqrt(np.einsum("ij,jk,ik->i", B, self.cov, B))
         z = norm.ppf(0.5 + prob / 2)
         return mean, mean - z * sd, mean + z * sd
 
 
-def estimate_profile(name, unit, draws, edge_um, max_interior_knots: int = 2) -> Profile:
+def estimate_profile(
+    name, unit, draws, edge_um, max_interior_knots: int = 2, continuation_rings: int = 2
+) -> Profile:
     """Profile of one covariate from its posterior draws.
 
     Parameters
@@ -74,6 +98,8 @@ def estimate_profile(name, unit, draws, edge_um, max_interior_knots: int = 2) ->
         (n_pixels,) edge distance of every pixel [µm].
     max_interior_knots
         Interior knots of the cubic spline (flexibility of the profile).
+    continuation_rings
+        Hold-outs of the continuation's sd beyond the edge range (:func:`continuation_sd`).
     """
     draws = np.asarray(draws, dtype=float)
     basis = spline_basis(edge_um, max_interior_knots)
@@ -94,6 +120,11 @@ def estimate_profile(name, unit, draws, edge_um, max_interior_knots: int = 2) ->
     v = draws.var(axis=0)
     s2 = max(float(resid @ resid - v @ (1.0 - leverage)) / (n - k), 0.0)
     draw_cov = np.atleast_2d(np.cov(w, rowvar=False))
-    return Profile(
-        name, unit, basis, w.mean(axis=0), draw_cov + s2 * gram_inv, draw_cov, float(np.sqrt(s2))
-    )
+    sd = continuation_sd(field_mean, edge_um, max_interior_knots, continuation_rings)
+    pad = np.zeros((k + 2, k + 2))
+    pad[:k, :k] = draw_cov
+    cov = pad.copy()
+    cov[:k, :k] += s2 * gram_inv
+    cov[k, k], cov[k + 1, k + 1] = sd[0] ** 2, sd[1] ** 2
+    mean = np.concatenate([w.mean(axis=0), [0.0, 0.0]])
+    return Profile(name, unit, basis, mean, cov, pad, float(np.sqrt(s2)), sd)
