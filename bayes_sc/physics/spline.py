@@ -75,31 +75,37 @@ def spline_basis(edge_um, max_interior_knots: int = 2) -> SplineBasis:
     return basis
 
 
-def continuation_sd(field, edge_um, max_interior_knots: int = 2, rings: int = 2):
+def continuation_sd(field, edge_um, max_interior_knots=2, rings=2, noise_var=None):
     """sd of the profile's slope change beyond each end of the edge range [unit/µm].
 
     Hold-out: the least-squares profile of ``field`` without its outermost j = 1..``rings``
     distinct edge distances at one end, extrapolated to that end, misses the full profile by
-    Δ_j over D_j µm; the sd is max_j |Δ_j| / D_j. Where no hold-out leaves two distinct edge
-    distances (a scan of a handful of rings), the full profile's own end slope: its
-    continuation as uncertain as its size.
+    Δ_j over D_j µm; the sd is max_j |Δ_j| / D_j. Δ_j is linear in the field, so the part of
+    Δ_j² that the field's scatter about its profile explains (``noise_var`` per pixel,
+    [unit²]) is subtracted first (a moment estimate floored at 0, as for the profile's
+    residual variance): a noisy flat field does not fake a bend. Where no hold-out leaves two
+    distinct edge distances (a scan of a handful of rings), the full profile's own end slope:
+    its continuation as uncertain as its size.
     """
     field = np.asarray(field, dtype=float)
     edge = np.round(np.asarray(edge_um, dtype=float), 9)
+    noise = np.zeros(edge.size) if noise_var is None else np.asarray(noise_var, dtype=float)
     unique = np.unique(edge)
     full = spline_basis(edge, max_interior_knots)
-    w = np.linalg.lstsq(full(edge), field, rcond=None)[0]
+    full_proj = np.linalg.pinv(full(edge))  # (K, n): least-squares coefficients of any field
     out = []
     for end, inner in ((unique[0], unique[1:]), (unique[-1], unique[::-1][1:])):
-        f_end = float((full([end]) @ w)[0])
         rates = []
         for j in range(min(rings, inner.size - 1)):
             keep = (edge >= inner[j]) if end == unique[0] else (edge <= inner[j])
             basis = spline_basis(edge[keep], max_interior_knots)
-            wj = np.linalg.lstsq(basis(edge[keep]), field[keep], rcond=None)[0]
-            rates.append(abs(float((basis([end]) @ wj)[0]) - f_end) / abs(inner[j] - end))
+            a = -(full([end]) @ full_proj)[0]  # Δ_j = a · field
+            a[keep] += (basis([end]) @ np.linalg.pinv(basis(edge[keep])))[0]
+            miss2 = max(float(a @ field) ** 2 - float(a**2 @ noise), 0.0)
+            rates.append(np.sqrt(miss2) / abs(inner[j] - end))
         if not rates:
             h = 1e-3 * (unique[-1] - unique[0])
-            rates.append(abs(float(((full([end + h]) - full([end - h])) @ w)[0])) / (2 * h))
+            slope = (full([end + h]) - full([end - h])) @ full_proj @ field / (2 * h)
+            rates.append(abs(float(slope[0])))
         out.append(max(rates))
     return float(out[0]), float(out[1])

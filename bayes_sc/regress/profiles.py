@@ -21,9 +21,9 @@ where no X-ray pixel saw it. That is a third part, a random change of slope at e
 f(e) = B(e) w + η_lo (lo − e)₊ + η_hi (e − hi)₊ with η ~ N(0, σ²), σ from a hold-out: the
 profile refitted without the outermost one (two) distinct edge distances and extrapolated back
 to the end misses the full profile there by |Δ_j| over the distance D_j it extrapolated, and
-σ = max_j |Δ_j| / D_j [unit/µm] (:func:`continuation_sd`). The coefficients of
-:meth:`Profile.design` are (w, η_lo, η_hi), Gaussian with mean (m, 0, 0) and block-diagonal
-covariance.
+σ = max_j |Δ_j| / D_j [unit/µm], less the part of Δ_j the fields' posterior errors explain
+(:func:`continuation_sd`). The coefficients of :meth:`Profile.design` are (w, η_lo, η_hi),
+Gaussian with mean (m, 0, 0) and block-diagonal covariance.
 """
 
 from __future__ import annotations
@@ -120,7 +120,10 @@ def estimate_profile(
     v = draws.var(axis=0)
     s2 = max(float(resid @ resid - v @ (1.0 - leverage)) / (n - k), 0.0)
     draw_cov = np.atleast_2d(np.cov(w, rowvar=False))
-    sd = continuation_sd(field_mean, edge_um, max_interior_knots, continuation_rings)
+    # Only the posterior errors v are discounted from the hold-outs' misses, not s²: s² also
+    # holds the spline's misfit where the field bends more than it can (the very shape error
+    # the continuation stands for)
+    sd = continuation_sd(field_mean, edge_um, max_interior_knots, continuation_rings, v)
     pad = np.zeros((k + 2, k + 2))
     pad[:k, :k] = draw_cov
     cov = pad.copy()
