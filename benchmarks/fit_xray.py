@@ -57,13 +57,13 @@ def diff(name, a, b):
     return d
 
 
-def evaluate(tree, truth_path: Path, reduced: Path, preset: dict) -> dict:
-    """Coverage, RMSE beside the baseline, diagnostics."""
+def evaluate(tree, truth_path: Path, reduced: Path, preset: dict, baseline: bool = True) -> dict:
+    """Coverage, RMSE (beside the baseline's unless ``baseline`` is false), diagnostics."""
     post = tree["posterior"].to_dataset()
     rows, cols = post["xray_row"].values, post["xray_col"].values
     with h5py.File(truth_path) as f:
         truth = {k: f["xray"][k][()] for k in (*FIELDS, "a_AL", "L_nc")}
-    base = baseline_xray(load_xray(reduced), preset)
+    base = baseline_xray(load_xray(reduced), preset) if baseline else None
     out = {"fields": {}}
     for name in FIELDS:
         draws = post[name].values.reshape(-1, rows.size)
@@ -76,7 +76,7 @@ def evaluate(tree, truth_path: Path, reduced: Path, preset: dict) -> dict:
             if name in CIRCULAR else want  # fmt: skip
         cover = float(np.mean((w >= lo) & (w <= hi)))
         rmse = float(np.sqrt(np.mean(diff(name, draws.mean(0), want) ** 2)))
-        b = base[name][rows, cols]
+        b = base[name][rows, cols] if base is not None else np.full(rows.size, np.nan)
         ok = np.isfinite(b)
         rmse_b = float(np.sqrt(np.mean(diff(name, b[ok], want[ok]) ** 2))) if ok.any() else None
         out["fields"][name] = {"coverage90": cover, "rmse": rmse, "rmse_baseline": rmse_b,

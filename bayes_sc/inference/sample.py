@@ -23,6 +23,20 @@ def enable_parallel_chains(chains: int) -> None:
         os.environ["XLA_FLAGS"] = f"{os.environ.get('XLA_FLAGS', '')} {flag}".strip()
 
 
+def _chain_method(chains: int) -> str:
+    """numpyro's way to run ``chains`` chains: one per device, or all on one accelerator.
+
+    On the CPU the host devices are the cores (:func:`enable_parallel_chains`); one GPU is one
+    device, where ``"parallel"`` would fall back to running the chains one after another, and
+    ``"vectorized"`` runs them together in each kernel launch instead.
+    """
+    import jax
+
+    if jax.default_backend() != "cpu" and jax.device_count() < chains:
+        return "vectorized"
+    return "parallel"
+
+
 def sample(
     model,
     *,
@@ -78,7 +92,7 @@ def sample(
     # ±1 in the unconstrained space throws sharply peaked posteriors (a_AL: sd 0.001 nm) far
     # from their mode, where NUTS may never find it.
     if sampler == "numpyro":
-        kwargs["nuts"] = {"chain_method": "parallel", "jitter": False}
+        kwargs["nuts"] = {"chain_method": _chain_method(chains), "jitter": False}
         if dense_mass:
             kwargs["nuts"]["dense_mass"] = True
     elif sampler == "blackjax":

@@ -27,7 +27,7 @@ import numpy as np
 
 from ..physics import binned_peak_counts
 from ..physics.peaks import wrap_deg
-from .windows import Windows, fill_missing
+from .windows import Windows, fill_missing, padded_layout
 
 PARAMS = ("q0", "phi0", "log_s_q", "log_s_phi", "log_I0")
 N_PEAK, N_ALL = 5, 7
@@ -116,17 +116,12 @@ def poisson_mle_bias(mu_fn, p, cov, mask=1.0):
 
 def _padded(win: Windows, bins: dict, background) -> tuple[dict, np.ndarray, np.ndarray]:
     """Window elements as (W, L) arrays (padding masked) and each window's (pixel, peak)."""
-    n_peak = win.centre_q.shape[1]
-    key = win.pix * n_peak + win.peak
-    order = np.argsort(key, kind="stable")
-    keys, start, length = np.unique(key[order], return_index=True, return_counts=True)
-    W, L = keys.size, int(length.max())
-    row = np.repeat(np.arange(W), length)
-    col = np.arange(order.size) - np.repeat(start, length)
-    b = win.bin[order]
+    row, col, pix, peak, L = padded_layout(win)
+    W = pix.size
+    b = win.bin
     bg = np.zeros(bins["weight"].size) if background is None else background
     arrays = {
-        "y": win.counts[order].astype(float), "weight": bins["weight"][b],
+        "y": win.counts.astype(float), "weight": bins["weight"][b],
         "q": bins["q_wmean"][b], "phi": bins["phi_wmean"][b], "vq": bins["var_q"][b],
         "vp": bins["var_phi"][b], "c": bins["cov_qphi"][b], "bg": bg[b],
         # the bin's area in (q, φ): pixels × mean |Jacobian| (weight / factor per pixel)
@@ -141,7 +136,7 @@ def _padded(win: Windows, bins: dict, background) -> tuple[dict, np.ndarray, np.
         out[name] = a
     out["mask"] = np.zeros((W, L))
     out["mask"][row, col] = 1.0
-    return out, keys // n_peak, keys % n_peak
+    return out, pix, peak
 
 
 def summarise_windows(

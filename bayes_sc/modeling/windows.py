@@ -43,6 +43,23 @@ class Windows:
         return int(self.pix.size)
 
 
+def padded_layout(win: Windows) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, int]:
+    """A dense (W, L) layout of the elements: one row per non-empty (pixel, peak) window.
+
+    Returns each element's row and slot (its position among its window's elements, in their
+    order in ``win``), each row's pixel and peak, and L, the largest window's size. Dense rows
+    let a model broadcast each window's peak over its bins instead of gathering it per element
+    (whose gradient, a scatter-add of ~10⁵ terms onto a few hundred peaks, serialises on a GPU).
+    """
+    n_peak = win.centre_q.shape[1]
+    keys, row = np.unique(win.pix * n_peak + win.peak, return_inverse=True)
+    order = np.argsort(row, kind="stable")
+    length = np.bincount(row, minlength=keys.size)
+    slot = np.empty(row.size, dtype=np.int64)
+    slot[order] = np.arange(row.size) - np.repeat(np.cumsum(length) - length, length)
+    return row, slot, keys // n_peak, keys % n_peak, int(length.max(initial=0))
+
+
 def fill_missing(values, fallback):
     """``values`` [any unit] with non-finite entries (failed first estimates) → ``fallback``."""
     v = np.asarray(values, float).copy()

@@ -20,7 +20,7 @@ from ..physics import binned_peak_counts, saxs_reflections, waxs_reflections, wh
 from ..physics.peaks import FWHM_PER_SIGMA, wrap_deg
 from .spatial import field, scaled_normal
 from .summaries import PARAMS, PeakSummaries
-from .windows import Windows
+from .windows import Windows, padded_layout
 from .xray_data import XrayData
 
 PIX = "xray_pixel"
@@ -49,16 +49,34 @@ def _or(values, default):
     return values if np.isfinite(values).any() else np.full(values.shape, default)
 
 
-def _peak_counts(win: Windows, bins, q0, phi0, sq, sphi, i0):
-    """Expected peak counts of every window element from its own peak
+def _expected_counts(win: Windows, bins, bg, scale, flat, q0, phi0, sq, sphi, i0):
+    """Expected and observed counts of every window element, window by window: substrate
+    template × ``scale`` + ``flat`` × bin weight (per pixel) + its own peak
     (:func:`~bayes_sc.physics.binned_peak_counts`); ``q0, phi0, sq, sphi, i0`` are
-    (pixel, peak) tensors, ``sq, sphi`` standard deviations."""
-    b, m, k = win.bin, win.pix, win.peak
-    return binned_peak_counts(
-        bins["weight"][b], bins["q_wmean"][b], bins["phi_wmean"][b], bins["var_q"][b],
-        bins["var_phi"][b], bins["cov_qphi"][b], q0[m, k], phi0[m, k], sq[m, k], sphi[m, k],
-        i0[m, k],
+    (pixel, peak) tensors, ``sq, sphi`` standard deviations.
+
+    Computed on the dense (window, slot) layout of :func:`~.windows.padded_layout`, so each
+    window's peak parameters broadcast over its bins (padding: zero weight, unit variances)
+    and one boolean mask drops the padding at the end. A mask, not integer indices: PyTensor
+    lifts an integer gather through the arithmetic, back to per-element gathers.
+    """
+    row, slot, pix, peak, L = padded_layout(win)
+    b = win.bin
+
+    def dense(values, fill):
+        a = np.full((pix.size, L), fill)
+        a[row, slot] = values
+        return a
+
+    weight = dense(bins["weight"][b], 0.0)
+    counts = binned_peak_counts(
+        weight, dense(bins["q_wmean"][b], 0.0), dense(bins["phi_wmean"][b], 0.0),
+        dense(bins["var_q"][b], 1.0), dense(bins["var_phi"][b], 1.0),
+        dense(bins["cov_qphi"][b], 0.0), *(t[pix, peak][:, None] for t in (q0, phi0, sq, sphi, i0)),
     )  # fmt: skip
+    mu = scale[pix][:, None] * dense(bg[b], 0.0) + flat[pix][:, None] * weight + counts
+    mask = dense(True, False).astype(bool)
+    return mu[mask], dense(win.counts, 0).astype(win.counts.dtype)[mask]
 
 
 def _summary_likelihood(name, summ: PeakSummaries, theta, dim):
@@ -183,16 +201,10 @@ def build_xray_model(
         )
         flat_s = pm.HalfNormal("flat_saxs", pr["flat_background"]["sigma"], dims=PIX)
         flat_w = pm.HalfNormal("flat_waxs", pr["flat_background"]["sigma"], dims=PIX)
-        i0 = pt.exp(log_i0)
-        m, b = saxs.pix, saxs.bin
-        mu_s = scale[m] * bg[b] + flat_s[m] * bins["weight"][b]
-        mu_s = mu_s + _peak_counts(saxs, bins, q0, p0, sq, sp, i0)
-        pm.Poisson("saxs_counts", mu_s, observed=saxs.counts)
-
-        m, b = waxs.pix, waxs.bin
-        mu_w = scale[m] * bg[b] + flat_w[m] * bins["weight"][b]
-        mu_w = mu_w + _peak_counts(
-            waxs, bins, qw, pw, wq / FWHM_PER_SIGMA, wphi / FWHM_PER_SIGMA, i_w
+        mu_s, y_s = _expected_counts(saxs, bins, bg, scale, flat_s, q0, p0, sq, sp, pt.exp(log_i0))
+        pm.Poisson("saxs_counts", mu_s, observed=y_s)
+        mu_w, y_w = _expected_counts(
+            waxs, bins, bg, scale, flat_w, qw, pw, wq / FWHM_PER_SIGMA, wphi / FWHM_PER_SIGMA, i_w
         )
-        pm.Poisson("waxs_counts", mu_w, observed=waxs.counts)
+        pm.Poisson("waxs_counts", mu_w, observed=y_w)
     return model
