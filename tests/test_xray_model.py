@@ -115,13 +115,16 @@ def test_padded_layout_places_each_element_once(rng):
     pix, peak = rng.integers(0, 5, 400), rng.integers(0, 6, 400)
     win = Windows(pix, np.arange(400), peak, rng.poisson(3, 400), np.zeros((5, 6)),
                   np.zeros((5, 6)), (1.0, 1.0))  # fmt: skip
-    row, slot, wpix, wpeak, L = padded_layout(win)
-    assert np.unique(row * L + slot).size == 400  # no two elements share a cell
-    assert np.array_equal(wpix[row], pix) and np.array_equal(wpeak[row], peak)
-    assert L == np.bincount(pix * 6 + peak).max()
+    lay = padded_layout(win)
+    row, slot = lay.row, lay.slot
+    assert np.unique(row * lay.L + slot).size == 400  # no two elements share a cell
+    assert np.array_equal(lay.pix[row], pix) and np.array_equal(lay.peak[row], peak)
+    assert lay.L == np.bincount(pix * 6 + peak).max() and lay.mask.sum() == 400
     # slots follow the elements' order within their window
-    for r in range(wpix.size):
+    for r in range(lay.pix.size):
         assert np.array_equal(slot[row == r], np.arange((row == r).sum()))
+    np.testing.assert_array_equal(lay.dense(win.counts, -1)[lay.mask],
+                                  win.counts[np.lexsort((np.arange(400), peak, pix))])  # fmt: skip
 
 
 def test_exact_expected_counts_match_the_per_element_forward_model(built, rng):

@@ -116,8 +116,7 @@ def poisson_mle_bias(mu_fn, p, cov, mask=1.0):
 
 def _padded(win: Windows, bins: dict, background) -> tuple[dict, np.ndarray, np.ndarray]:
     """Window elements as (W, L) arrays (padding masked) and each window's (pixel, peak)."""
-    row, col, pix, peak, L = padded_layout(win)
-    W = pix.size
+    lay = padded_layout(win)
     b = win.bin
     bg = np.zeros(bins["weight"].size) if background is None else background
     arrays = {
@@ -129,14 +128,9 @@ def _padded(win: Windows, bins: dict, background) -> tuple[dict, np.ndarray, np.
     }  # fmt: skip
     fill = {"y": 0.0, "weight": 0.0, "q": 0.0, "phi": 0.0, "vq": 1.0, "vp": 1.0, "c": 0.0,
             "bg": 1.0, "area": 0.0}  # fmt: skip
-    out = {}
-    for name, v in arrays.items():
-        a = np.full((W, L), fill[name])
-        a[row, col] = v
-        out[name] = a
-    out["mask"] = np.zeros((W, L))
-    out["mask"][row, col] = 1.0
-    return out, pix, peak
+    out = {name: lay.dense(v, fill[name]) for name, v in arrays.items()}
+    out["mask"] = lay.mask.astype(float)
+    return out, lay.pix, lay.peak
 
 
 def summarise_windows(

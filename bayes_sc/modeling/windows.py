@@ -43,21 +43,42 @@ class Windows:
         return int(self.pix.size)
 
 
-def padded_layout(win: Windows) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, int]:
-    """A dense (W, L) layout of the elements: one row per non-empty (pixel, peak) window.
+@dataclass
+class PaddedLayout:
+    """A dense (W, L) layout of a :class:`Windows`' elements: one row per non-empty
+    (pixel, peak) window, padded to the largest window's L elements. ``row``, ``slot``: each
+    element's cell (slots in the elements' order within their window); ``pix``, ``peak``:
+    each row's pixel and peak. Dense rows let a model broadcast each window's peak over its
+    bins instead of gathering it per element (whose gradient, a scatter-add of ~10⁵ terms onto
+    a few hundred peaks, serialises on a GPU)."""
 
-    Returns each element's row and slot (its position among its window's elements, in their
-    order in ``win``), each row's pixel and peak, and L, the largest window's size. Dense rows
-    let a model broadcast each window's peak over its bins instead of gathering it per element
-    (whose gradient, a scatter-add of ~10⁵ terms onto a few hundred peaks, serialises on a GPU).
-    """
+    row: np.ndarray
+    slot: np.ndarray
+    pix: np.ndarray
+    peak: np.ndarray
+    L: int
+
+    def dense(self, values, fill) -> np.ndarray:
+        """(W, L) array of the elements' ``values``, ``fill`` in the padding."""
+        a = np.full((self.pix.size, self.L), fill, dtype=np.result_type(values, fill))
+        a[self.row, self.slot] = values
+        return a
+
+    @property
+    def mask(self) -> np.ndarray:
+        """(W, L) booleans: True where a cell holds an element."""
+        return self.dense(True, False)
+
+
+def padded_layout(win: Windows) -> PaddedLayout:
+    """The dense (window, slot) layout of ``win``'s elements (see :class:`PaddedLayout`)."""
     n_peak = win.centre_q.shape[1]
     keys, row = np.unique(win.pix * n_peak + win.peak, return_inverse=True)
     order = np.argsort(row, kind="stable")
     length = np.bincount(row, minlength=keys.size)
     slot = np.empty(row.size, dtype=np.int64)
     slot[order] = np.arange(row.size) - np.repeat(np.cumsum(length) - length, length)
-    return row, slot, keys // n_peak, keys % n_peak, int(length.max(initial=0))
+    return PaddedLayout(row, slot, keys // n_peak, keys % n_peak, int(length.max(initial=0)))
 
 
 def fill_missing(values, fallback):

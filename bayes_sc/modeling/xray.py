@@ -60,23 +60,17 @@ def _expected_counts(win: Windows, bins, bg, scale, flat, q0, phi0, sq, sphi, i0
     and one boolean mask drops the padding at the end. A mask, not integer indices: PyTensor
     lifts an integer gather through the arithmetic, back to per-element gathers.
     """
-    row, slot, pix, peak, L = padded_layout(win)
-    b = win.bin
-
-    def dense(values, fill):
-        a = np.full((pix.size, L), fill)
-        a[row, slot] = values
-        return a
-
-    weight = dense(bins["weight"][b], 0.0)
+    lay = padded_layout(win)
+    b, pix, peak = win.bin, lay.pix, lay.peak
+    weight = lay.dense(bins["weight"][b], 0.0)
     counts = binned_peak_counts(
-        weight, dense(bins["q_wmean"][b], 0.0), dense(bins["phi_wmean"][b], 0.0),
-        dense(bins["var_q"][b], 1.0), dense(bins["var_phi"][b], 1.0),
-        dense(bins["cov_qphi"][b], 0.0), *(t[pix, peak][:, None] for t in (q0, phi0, sq, sphi, i0)),
+        weight, lay.dense(bins["q_wmean"][b], 0.0), lay.dense(bins["phi_wmean"][b], 0.0),
+        lay.dense(bins["var_q"][b], 1.0), lay.dense(bins["var_phi"][b], 1.0),
+        lay.dense(bins["cov_qphi"][b], 0.0),
+        *(t[pix, peak][:, None] for t in (q0, phi0, sq, sphi, i0)),
     )  # fmt: skip
-    mu = scale[pix][:, None] * dense(bg[b], 0.0) + flat[pix][:, None] * weight + counts
-    mask = dense(True, False).astype(bool)
-    return mu[mask], dense(win.counts, 0).astype(win.counts.dtype)[mask]
+    mu = scale[pix][:, None] * lay.dense(bg[b], 0.0) + flat[pix][:, None] * weight + counts
+    return mu[lay.mask], lay.dense(win.counts, 0)[lay.mask]
 
 
 def _summary_likelihood(name, summ: PeakSummaries, theta, dim):
