@@ -1,7 +1,8 @@
 """The exact Poisson X-ray likelihood as the reference: crops of a simulated scan, with truth.
 
 The exact likelihood (Poisson on every bin of every peak window) is the model's reference and
-the slow one: on 2 CPU cores a 6 × 6 crop takes over an hour, on a GPU minutes. For each crop
+the slow one: on 2 CPU cores a 6 × 6 crop takes over an hour (a GPU is where it belongs;
+see docs/benchmarks.md for what was measured there). For each crop
 (``--crops 10:16,10:16 7:19,7:19 all``) and likelihood (``--likelihoods exact,summary``) this
 fits the default X-ray model (2 chains, 1000 + 1000) and reports wall time, diagnostics, every
 field's 90 % coverage of the simulator's truth and RMSE, and a_AL, L_nc against the truth. Per
