@@ -31,14 +31,28 @@ def available_presets() -> list[str]:
     return sorted(p.stem for p in preset_dir().glob("*.toml") if p.stem not in NON_MATERIAL)
 
 
+def _merge(base: dict, over: dict) -> dict:
+    """``base`` with ``over``'s entries in place of its own, table by table."""
+    out = dict(base)
+    for key, value in over.items():
+        both = isinstance(value, dict) and isinstance(base.get(key), dict)
+        out[key] = _merge(base[key], value) if both else value
+    return out
+
+
 def load_regression_settings(path=None) -> dict:
-    """The regression's priors and settings (``models/regression.toml`` by default), shared by
-    the two-stage regression and the joint model."""
-    path = Path(path) if path is not None else preset_dir() / "regression.toml"
-    try:
-        return tomllib.loads(path.read_text())
-    except (OSError, tomllib.TOMLDecodeError) as err:
-        raise InputError(path, f"cannot read the regression settings: {err}") from None
+    """The regression's priors and settings (``models/regression.toml``), shared by the
+    two-stage regression and the joint model. A user's file ``path`` overrides only what it
+    sets: the shipped file fills in the rest (a settings file written for an older version
+    lacks the newer keys)."""
+    default = preset_dir() / "regression.toml"
+    settings = {}
+    for file in [default] + ([Path(path)] if path is not None else []):
+        try:
+            settings = _merge(settings, tomllib.loads(file.read_text()))
+        except (OSError, tomllib.TOMLDecodeError) as err:
+            raise InputError(file, f"cannot read the regression settings: {err}") from None
+    return settings
 
 
 def load_preset(name_or_path: str | Path, *, base_dir: Path | None = None) -> dict:

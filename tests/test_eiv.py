@@ -34,14 +34,42 @@ def test_spline_logp_equals_dense_multivariate_normal(rng):
     np.testing.assert_allclose(got0, multivariate_normal(np.zeros(n), np.diag(var)).logpdf(resid))
 
 
+def test_profiled_logp_is_the_joint_density_maximised_over_the_profiles(rng):
+    """profiled=True: the minimum over the profile offsets δ_c = w_c − m_c of
+    Σ r'ᵢ²/dᵢ + Σ_c δ_cᵀ C_c⁻¹ δ_c (r' = r − Σ_c β_c B δ_c), solved densely, plus log det D;
+    the integrated form differs from it by log det (I + M S), which grows with the slopes."""
+    n, k = 40, 5
+    B, _, var, resid = _problem(rng, n, k)
+    covs, beta = [_spd(rng, k), _spd(rng, k)], np.array([0.8, -1.7])
+    S = sum(b**2 * C for b, C in zip(beta, covs, strict=True))
+    # normal equations of the stacked offsets δ = (δ_1, δ_2): A δ = g
+    X = np.hstack([b * B for b in beta])  # (n, 2k)
+    prior_prec = np.zeros((2 * k, 2 * k))
+    for c, C in enumerate(covs):
+        prior_prec[c * k : (c + 1) * k, c * k : (c + 1) * k] = np.linalg.inv(C)
+    A = X.T @ (X / var[:, None]) + prior_prec
+    delta = np.linalg.solve(A, X.T @ (resid / var))
+    r = resid - X @ delta
+    quad_min = r @ (r / var) + delta @ prior_prec @ delta
+    want = -0.5 * (quad_min + np.log(var).sum() + n * np.log(2 * np.pi))
+    got = spline_normal_logp(resid, var, B, S, profiled=True).eval()
+    np.testing.assert_allclose(got, want, rtol=1e-10)
+    M = B.T @ (B / var[:, None])
+    occam = -0.5 * np.linalg.slogdet(np.eye(k) + M @ S)[1]
+    np.testing.assert_allclose(
+        spline_normal_logp(resid, var, B, S).eval(), want + occam, rtol=1e-10
+    )
+
+
 def test_spline_logp_gradient_matches_finite_differences(rng):
     B, C, var, resid = _problem(rng, 12, 3)
     g = pt.dscalar("g")
-    lp = spline_normal_logp(resid, var, B, g**2 * C)
-    f = pytensor.function([g], [lp, pytensor.grad(lp, g)])
-    h = 1e-6
-    fd = (f(0.7 + h)[0] - f(0.7 - h)[0]) / (2 * h)
-    np.testing.assert_allclose(f(0.7)[1], fd, rtol=1e-6)
+    for profiled in (False, True):
+        lp = spline_normal_logp(resid, var, B, g**2 * C, profiled)
+        f = pytensor.function([g], [lp, pytensor.grad(lp, g)])
+        h = 1e-6
+        fd = (f(0.7 + h)[0] - f(0.7 - h)[0]) / (2 * h)
+        np.testing.assert_allclose(f(0.7)[1], fd, rtol=1e-6)
 
 
 def test_column_space_keeps_the_covariance_of_a_rank_deficient_design(rng):
