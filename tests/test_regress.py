@@ -166,15 +166,15 @@ def test_regression_toml_is_not_listed_as_a_material():
 
 
 def test_user_settings_override_only_what_they_set(tmp_path):
-    """A settings file of an older version (no [errors_in_variables]) still works: the shipped
-    file fills in what it lacks; what it sets wins; a bad value names the file."""
+    """A settings file of an older version (lacking newer keys) still works: the shipped file
+    fills in what it lacks; what it sets wins; an unreadable one is named."""
     user = tmp_path / "mine.toml"
     user.write_text("[priors.beta_crystal_sd]\nsigma = 0.05\n")
     settings = load_settings(user)
     default = load_settings()
     assert settings["priors"]["beta_crystal_sd"]["sigma"] == 0.05
     assert settings["priors"]["beta_crystal_sd"]["dist"] == "HalfNormal"
-    assert settings["errors_in_variables"] == default["errors_in_variables"]
+    assert settings["profiles"] == default["profiles"]
     assert settings["priors"]["beta_std"] == default["priors"]["beta_std"]
     user.write_text("[priors\n")
     with pytest.raises(InputError, match="mine.toml.*cannot read"):
@@ -217,7 +217,7 @@ def test_regression_structure_diagnostics_and_collinearity_warning(crystals, tmp
         assert np.corrcoef(pp[f"{r}_obs"].mean(("chain", "draw")), obs[f"{r}_obs"])[0, 1] > 0.5
     assert post["beta"].dims == ("chain", "draw", "response", "covariate")
     assert post.sizes["draw"] == 300
-    assert "profiled" in tree.attrs["errors_in_variables"]  # the default (regression.toml)
+    assert "integrated out" in tree.attrs["errors_in_variables"]
     assert list(post["response"].values) == ["blueshift", "tau"]
     assert list(post["covariate"].values) == ["a_mean", "delta_psi", "g_q"]
     for name in ("beta_std", "intercept", "sigma"):
@@ -311,11 +311,6 @@ def test_crystal_without_xray_posterior_and_unreadable_files(crystals, tmp_path)
     junk.write_text("not netcdf")
     with pytest.raises(InputError, match="junk.nc.*not a readable posterior"):
         regress([junk], tmp_path / "r.nc", progress=False)
-    bad = tmp_path / "bad.toml"
-    bad.write_text('[errors_in_variables]\ntrue_profiles = "ignored"\n')
-    with pytest.raises(InputError, match="bad.toml.*'profiled' or 'integrated'"):
-        regress(_files(col), tmp_path / "r.nc", settings_path=bad, progress=False)
-    assert not (tmp_path / "r.nc").exists()
     with pytest.raises(InputError, match="overwrite"):
         regress([col["xray"], col["flim"]], col["flim"], progress=False)
 

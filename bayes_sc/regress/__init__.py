@@ -150,12 +150,6 @@ def regress(
     if output.resolve() in {Path(p).resolve() for p in posteriors}:
         raise InputError(output, "the output would overwrite an input posterior")
     settings = load_settings(settings_path)
-    true_profiles = _value(settings["errors_in_variables"]["true_profiles"])
-    if true_profiles not in ("profiled", "integrated"):
-        raise InputError(
-            settings_path, f"errors_in_variables.true_profiles must be 'profiled' or "
-            f"'integrated', not {true_profiles!r}",
-        )  # fmt: skip
     crystals = read_posteriors(posteriors)
     profiles = [crystal_profiles(c, settings) for c in crystals]
     responses = [
@@ -170,11 +164,7 @@ def regress(
             )
     enable_parallel_chains(chains)
     model = build_regression_model(
-        responses,
-        profiles,
-        [c.name for c in crystals],
-        settings["priors"],
-        profiled=true_profiles == "profiled",
+        responses, profiles, [c.name for c in crystals], settings["priors"]
     )
     # One crystal: slopes of collinear covariates trade off along a ridge, and a dense mass
     # matrix turns it into a round posterior for NUTS (0 divergences, where a diagonal one
@@ -218,7 +208,7 @@ def regress(
     tree["profiles"] = xr.DataTree(_profile_bands(crystals, profiles, ci_prob))
     tree.attrs.update(
         model="regression",
-        errors_in_variables=f"profile coefficients {true_profiles} (Gaussian, analytic)",
+        errors_in_variables="profile coefficients integrated out analytically (Gaussian)",
         crystals=json.dumps([c.name for c in crystals]),
         sources=json.dumps([s for c in crystals for s in c.sources]),
         collinearity=json.dumps(collinearity),

@@ -24,20 +24,15 @@ out — unlike plugging in m (no profile uncertainty) or averaging fits over dra
 (multiple imputation: it counts the noise's projection onto each drawn profile as profile
 uncertainty, and each copy's slopes along a collinear ridge came out over-confident).
 
-**Integrated or profiled.** Integrating w out under its flat prior (the Gaussian N(m, C) is
-the X-ray posterior of w under a flat prior) leaves the factor det(diag(d) + B S Bᵀ)^(−½),
-which falls as the slopes grow (S = Σ β_c² C_c): an Occam factor that pulls each slope
-towards 0 in proportion to its profile's error against its separate variation — attenuation,
-the bias of regressing on error-laden covariates, undone only to first order by the
-quadratic form. Where covariates are nearly collinear their separate variation is small and
-the pull is not: on the simulator's pooled crystals (δψ and g_q profiles correlating 0.98) the
-slopes' means sat ½–1 posterior sd off the law, always to the same side. Maximising over w
-instead (the profile likelihood, as orthogonal regression does for one covariate) gives the
-same quadratic form — the minimum over w of the joint density's exponent is rᵀ Σ⁻¹ r — without
-the β-dependent determinant, and no pull. ``profiled=True`` returns that
-log-likelihood, −½ (rᵀ Σ⁻¹ r + log det D + n log 2π); equivalently, the integrated likelihood
-times the data-dependent prior det(I + M S)^(½) on β that cancels the flat prior's Occam factor.
-The choice lives in ``models/regression.toml`` (``[errors_in_variables]``).
+What the integration implies: the quadratic form rᵀ Σ⁻¹ r is the minimum over w of the joint
+density's exponent (the profile likelihood, as orthogonal regression uses), and the rest,
+det(I + M S)^(−½), falls as the slopes grow: the flat prior on w is a prior ∝ |β|^(−K) on the
+response's share β_c w_c. Where covariates are nearly collinear this pulls the slopes along
+the ridge by a fraction of a posterior sd, always to the same side (docs/benchmarks.md,
+"The pooled slopes' common bias"). Dropping the factor removes the pull from point estimates
+but leaves a likelihood that does not fall along the ridge at all: chains then wander to
+slopes ten times the law's. So it stays: it is the Bayesian answer given the X-ray posterior
+as the profiles' prior.
 """
 
 from __future__ import annotations
@@ -48,12 +43,8 @@ import pytensor.tensor as pt
 LOG_2PI = float(np.log(2.0 * np.pi))
 
 
-def spline_normal_logp(resid, var, B, S, profiled: bool = False):
+def spline_normal_logp(resid, var, B, S):
     """log N(resid; 0, diag(var) + B S Bᵀ) (PyTensor; numpy arrays work too).
-
-    With ``profiled`` the log-likelihood with the profile errors maximised over instead of
-    integrated out (module docstring): the same quadratic form, the determinant of diag(var)
-    alone.
 
     Parameters
     ----------
@@ -74,11 +65,11 @@ def spline_normal_logp(resid, var, B, S, profiled: bool = False):
     chol_p = pt.linalg.cholesky(m_inv + S)
     z = pt.linalg.solve_triangular(chol_p, m_inv_b, lower=True)
     quad = pt.sum(resid**2 * inv) - pt.sum(y**2) + pt.sum(z**2)
-    logdet = pt.sum(pt.log(var))
-    if not profiled:  # log det M + log det (M⁻¹ + S) = log det (I + M S)
-        logdet = (
-            logdet + 2.0 * pt.sum(pt.log(pt.diag(chol_m))) + 2.0 * pt.sum(pt.log(pt.diag(chol_p)))
-        )
+    logdet = (
+        pt.sum(pt.log(var))
+        + 2.0 * pt.sum(pt.log(pt.diag(chol_m)))
+        + 2.0 * pt.sum(pt.log(pt.diag(chol_p)))
+    )
     return -0.5 * (quad + logdet + resid.shape[0] * LOG_2PI)
 
 

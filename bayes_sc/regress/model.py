@@ -103,9 +103,8 @@ def _segments(r: ResponseData, profiles) -> list[tuple[int, slice, np.ndarray, l
     return out
 
 
-def _eiv_likelihood(segments, profiled: bool = False):
-    """logp and random of one response with the profiles integrated out (:mod:`.eiv`;
-    ``profiled``: maximised over, the log-likelihood's β-dependent determinant dropped).
+def _eiv_likelihood(segments):
+    """logp and random of one response with the profiles integrated out (:mod:`.eiv`).
 
     Parameters of the distribution: mu (n,), var (n,) [unit, unit²]; slopes (crystal, C)
     natural-unit β of this response in each crystal.
@@ -116,7 +115,7 @@ def _eiv_likelihood(segments, profiled: bool = False):
         total = 0.0
         for k, seg, B, covs in segments:
             S = sum(slopes[k, c] ** 2 * C for c, C in enumerate(covs))
-            total = total + spline_normal_logp(resid[seg], var[seg], B, S, profiled)
+            total = total + spline_normal_logp(resid[seg], var[seg], B, S)
         return total
 
     def random(mu, var, slopes, rng=None, size=None):
@@ -157,7 +156,6 @@ def build_regression_model(
     profiles: list[dict[str, Profile]],
     crystal_names,
     priors,
-    profiled: bool = False,
 ) -> pm.Model:
     """The regression of every response on the covariate profiles of every crystal.
 
@@ -171,9 +169,6 @@ def build_regression_model(
         Names of the crystals (order of ``profiles``).
     priors
         The ``[priors]`` table of ``models/regression.toml``.
-    profiled
-        The profiles' errors maximised over rather than integrated out (:mod:`.eiv`;
-        ``[errors_in_variables]`` in ``models/regression.toml``).
     """
     names = [r.name for r in responses]
     n_cry = len(crystal_names)
@@ -230,7 +225,7 @@ def build_regression_model(
             ]
             mu_std = pt.concatenate(parts) if len(parts) > 1 else parts[0]
             var = (sigma_std[j] * r.y_scale) ** 2 + r.se**2
-            logp, random = _eiv_likelihood(segments[j], profiled)
+            logp, random = _eiv_likelihood(segments[j])
             pm.CustomDist(
                 f"{r.name}_obs",
                 r.y_centre + r.y_scale * mu_std,
