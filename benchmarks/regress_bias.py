@@ -1,0 +1,120 @@
+"""Where the pooled slopes' common bias comes from (issue 7; docs/benchmarks.md).
+
+On the crystals ``regress_coverage.py --pool 3 --scales 0.5,1.5,5.0`` draws (same seeds), this
+fits the pooled law (common slopes, one intercept per crystal) by weighted least squares and
+by maximum likelihood, with no MCMC, and reports each slope's mean error over ``--seeds`` in
+units of the pooled posterior sd measured by ``regress_coverage.py`` (its 90 % widths / 3.29):
+
+1. plug-in least squares on the covariate profiles, with the responses' noise and the X-ray
+   fields' noise switched on or off one at a time (``clean``: the law's noise-free response;
+   ``exact``: the spline fitted to the noise-free field, so that only the named covariates'
+   profiles carry the X-ray noise);
+2. maximum likelihood with the profiles' errors integrated out (regress's likelihood, with
+   its det(I + M S)^(-1/2) factor) and profiled out (that factor dropped), σ at the law's.
+
+    python benchmarks/regress_bias.py [--seeds 100:130]
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import tempfile
+from pathlib import Path
+
+import numpy as np
+from scipy.optimize import minimize
+
+from bayes_sc.presets import load_preset
+from bayes_sc.regress import crystal_profiles, load_settings, read_posteriors, response_data
+from bayes_sc.regress.model import COVS, _segments
+from bayes_sc.regress.profiles import estimate_profile
+from bayes_sc.simulate.fields import structural_profiles
+from bayes_sc.simulate.optics import law_response
+from bayes_sc.simulate.posteriors import synthetic_crystal
+
+SCALES = {"a_mean": 0.5, "delta_psi": 1.5, "g_q": 5.0}
+# pooled posterior sd of each slope: mean 90 % width / 3.29 (regress_coverage, 30 replicates)
+POSTERIOR_SD = {"blueshift": np.array([3.31, 0.690, 10.6]) / 3.29,
+                "tau": np.array([0.057, 0.0123, 0.195]) / 3.29}  # fmt: skip
+CASES = [("clean", ()), ("noisy", COVS), ("clean", COVS), ("clean", ("a_mean",)),
+         ("clean", ("delta_psi",)), ("clean", ("g_q",)), ("noisy", ())]  # fmt: skip
+
+
+def _eiv_nll(beta, alpha, r, segs, x, var, profiled):
+    total = 0.0
+    for k, seg, B, covs in segs:
+        resid = r.y[seg] - alpha[k] - x[seg] @ beta
+        inv = 1.0 / var[seg]
+        M = B.T @ (B * inv[:, None])
+        m_inv = np.linalg.inv(M)
+        mb = m_inv @ (B.T @ (resid * inv))
+        P = m_inv + sum(beta[c] ** 2 * C for c, C in enumerate(covs))
+        quad = resid @ (resid * inv) - mb @ (B.T @ (resid * inv)) + mb @ np.linalg.solve(P, mb)
+        total += 0.5 * (quad + (0.0 if profiled else np.linalg.slogdet(P)[1]))
+    return total
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--seeds", default="100:130")
+    args = ap.parse_args()
+    logging.basicConfig(level=logging.ERROR)
+    lo, hi = (int(v) for v in args.seeds.split(":"))
+    preset = load_preset("cspbbr2cl")
+    xcfg = preset["simulate"]["xray"] | {"profile_scale_um": SCALES}
+    preset = preset | {"simulate": preset["simulate"] | {"xray": xcfg}}
+    law, settings = preset["simulate"]["law"], load_settings()
+    sigma = {"tau": law["tau_sigma_ns"], "blueshift": law["blueshift_sigma_mev"]}
+    errors = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        for seed in range(lo, hi):
+            rng = np.random.default_rng(seed)
+            cr = [synthetic_crystal(Path(tmp) / f"{seed}_{k}", preset, rng, name=f"SC{k}")
+                  for k in range(3)]  # fmt: skip
+            crystals = read_posteriors([p for c in cr for p in (c["xray"], c["flim"], c["pl"])])
+            profiles = [crystal_profiles(c, settings) for c in crystals]
+            exact = []  # per crystal: splines fitted to the noise-free fields
+            for cry in crystals:
+                true = structural_profiles(cry.xray_edge_um, xcfg)
+                exact.append({c: estimate_profile(c, "", np.tile(true[c], (3, 1))
+                                                  + 1e-9 * rng.standard_normal((3, true[c].size)),
+                                                  cry.xray_edge_um) for c in COVS})  # fmt: skip
+            for name in ("tau", "blueshift"):
+                r = response_data(name, crystals, profiles, settings)
+                t = np.array([cr[0]["beta"][name][c] for c in COVS])
+                x_noisy = r.mean_covariates(profiles)
+                x_exact = r.mean_covariates(exact)
+                _, y_clean = law_response(r.edge_um, xcfg, law, name, rng)
+                dummies = np.column_stack([(r.crystal == k) for k in range(3)]).astype(float)
+                w = 1.0 / np.sqrt(r.se**2 + sigma[name] ** 2)
+                for ys, noisy in CASES:
+                    x = np.where(np.isin(COVS, noisy)[None, :], x_noisy, x_exact)
+                    D = np.column_stack([x, dummies]) * w[:, None]
+                    y = r.y if ys == "noisy" else y_clean
+                    b = np.linalg.lstsq(D, y * w, rcond=None)[0][:3]
+                    key = f"{name}: LS, y {ys}, X-ray noise in {','.join(noisy) or 'none'}"
+                    errors.setdefault(key, []).append((b - t) / POSTERIOR_SD[name])
+                segs, var = _segments(r, profiles), r.se**2 + sigma[name] ** 2
+                start = np.linalg.lstsq(np.column_stack([x_noisy, dummies]), r.y, rcond=None)[0]
+                for profiled in (False, True):
+                    fit = minimize(
+                        lambda p, *a: _eiv_nll(p[:3], p[3:], *a), start, method="BFGS",
+                        args=(r, segs, x_noisy, var, profiled),
+                    )  # fmt: skip
+                    key = f"{name}: ML, profiles {'profiled' if profiled else 'integrated'}"
+                    errors.setdefault(key, []).append((fit.x[:3] - t) / POSTERIOR_SD[name])
+            print(f"seed {seed} done", flush=True)
+    print(f"\nmean error / pooled posterior sd over {hi - lo} seeds (± its standard error), "
+          f"slopes on {', '.join(COVS)}")  # fmt: skip
+    for key, e in errors.items():
+        e = np.array(e)
+        se = e.std(axis=0) / np.sqrt(len(e))
+        print(
+            f"{key:<58}"
+            + "".join(f" {m:+6.2f}±{s:.2f}" for m, s in zip(e.mean(0), se, strict=True))
+        )
+
+
+if __name__ == "__main__":
+    main()
