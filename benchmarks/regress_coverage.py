@@ -83,6 +83,8 @@ def main(argv=None):
                     "models/regression.toml)")  # fmt: skip
     ap.add_argument("--crystal-spread", type=float, default=0.0,
                     help="relative sd of each crystal's slopes about the law")  # fmt: skip
+    ap.add_argument("--no-single", action="store_true",
+                    help="with --pool: skip the one-crystal fits (their widths)")  # fmt: skip
     ap.add_argument("--json", type=Path, help="also write the figures here")
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.ERROR)
@@ -115,7 +117,7 @@ def main(argv=None):
                 crystals, Path(tmp) / f"r{rep}.nc", rep, args.draws, args.settings
             )
             fits = {"pooled": summary}
-            if args.pool > 1:
+            if args.pool > 1 and not args.no_single:
                 fits["single"], _ = run_one(
                     crystals[:1], Path(tmp) / f"r{rep}s.nc", rep, args.draws, args.settings
                 )
@@ -134,7 +136,8 @@ def main(argv=None):
             )
     print(
         f"\n{'beta':<22} {'coverage':>9} {'mean width':>11} {'rms error/mean sd':>18} "
-        f"{'mean error/mean sd':>19}" + (f" {'1-crystal width':>16}" if args.pool > 1 else "")
+        f"{'mean error/mean sd':>19}"
+        + (f" {'1-crystal width':>16}" if args.pool > 1 and not args.no_single else "")
     )
     result = {"replicates": args.replicates, "separable": args.separable, "scales": args.scales,
               "pool": args.pool, "crystal_spread": args.crystal_spread,
@@ -152,7 +155,7 @@ def main(argv=None):
         result[f"rms_error_over_sd/{key}"] = ratio
         result[f"mean_error_over_sd/{key}"] = bias
         result[f"width/{key}"] = w
-        if args.pool > 1:
+        if args.pool > 1 and not args.no_single:
             w1 = float(np.mean(widths["single"][key]))
             line += f" {w1:>16.4g}"
             result[f"width_single/{key}"] = w1
