@@ -330,6 +330,19 @@ def test_regress_command_line(crystals, tmp_path, capsys):
     assert main(["regress", str(missing), "-o", str(tmp_path / "r2.nc")]) == 2
     err = capsys.readouterr().err
     assert "nope.nc: file not found" in err and not (tmp_path / "r2.nc").exists()
+    # --settings overrides the shipped priors key by key: a tight prior on the slopes binds
+    tight = tmp_path / "tight.toml"
+    tight.write_text("[priors.beta_std]\nsigma = 0.001\n")
+    out3 = tmp_path / "r3.nc"
+    assert main([*args[:-6], "-o", str(out3), "--draws", "100", "--tune", "200", "--quiet",
+                 "--settings", str(tight)]) == 0  # fmt: skip
+    capsys.readouterr()
+    beta_std = xr.open_datatree(out3)["posterior"]["beta_std"].values
+    assert np.abs(beta_std).max() < 0.005
+    tight.write_text("[priors\n")
+    assert main([*args, "--settings", str(tight), "-o", str(tmp_path / "r4.nc")]) == 2
+    err = capsys.readouterr().err
+    assert "tight.toml" in err and not (tmp_path / "r4.nc").exists()
 
 
 def test_responses_are_per_pixel_likelihood_summaries_else_posterior_with_a_warning(

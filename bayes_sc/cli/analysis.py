@@ -84,6 +84,10 @@ def _regress_args(p: argparse.ArgumentParser) -> None:
                    help="probability of the printed credible intervals (default: 0.9)")  # fmt: skip
     p.add_argument("--posterior-predictive", action="store_true",
                    help="also draw the posterior predictive of the responses")  # fmt: skip
+    p.add_argument("--settings", metavar="TOML", type=Path,
+                   help="priors and settings overriding the shipped models/regression.toml, key "
+                   "by key (e.g. [priors.beta_crystal_sd] sigma = 0.1, to see how the pooled "
+                   "slopes depend on it)")  # fmt: skip
     p.add_argument("--quiet", action="store_true", help="no progress bars")
 
 
@@ -102,7 +106,7 @@ def _regress(args: argparse.Namespace) -> int:
     out, summary = regress(
         args.posteriors, args.output, sampler=args.sampler, chains=args.chains, draws=args.draws,
         tune=args.tune, seed=args.seed, progress=not args.quiet, ci_prob=args.ci_prob,
-        posterior_predictive=args.posterior_predictive,
+        posterior_predictive=args.posterior_predictive, settings_path=args.settings,
     )  # fmt: skip
     from ..regress import format_betas
 
