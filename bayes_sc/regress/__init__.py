@@ -223,10 +223,10 @@ def regress(
     )
     run = dict(sampler=sampler, chains=chains, draws=draws, tune=tune, ci_prob=ci_prob,
                posterior_predictive=posterior_predictive)  # fmt: skip
-    from ..presets import preset_dir  # the settings file is an input too
+    from ..presets import preset_dir  # the settings files are inputs too
 
-    toml = Path(settings_path) if settings_path is not None else preset_dir() / "regression.toml"
-    tree.attrs.update(step_provenance([*posteriors, toml], run, seed))
+    tomls = [preset_dir() / "regression.toml"] + ([Path(settings_path)] if settings_path else [])
+    tree.attrs.update(step_provenance([*posteriors, *tomls], run, seed))
     write_posterior(tree, output)
     return output, summarise(tree, ci_prob) | {"warnings": warnings}
 
