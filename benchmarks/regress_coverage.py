@@ -88,6 +88,7 @@ def main(argv=None):
     ap.add_argument("--json", type=Path, help="also write the figures here")
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.ERROR)
+    single = args.pool > 1 and not args.no_single  # also fit the first crystal alone
     scan = tuple(int(v) for v in args.scan.lower().split("x"))
     preset = load_preset("cspbbr2cl")
     if args.separable or args.scales:
@@ -117,7 +118,7 @@ def main(argv=None):
                 crystals, Path(tmp) / f"r{rep}.nc", rep, args.draws, args.settings
             )
             fits = {"pooled": summary}
-            if args.pool > 1 and not args.no_single:
+            if single:
                 fits["single"], _ = run_one(
                     crystals[:1], Path(tmp) / f"r{rep}s.nc", rep, args.draws, args.settings
                 )
@@ -136,8 +137,7 @@ def main(argv=None):
             )
     print(
         f"\n{'beta':<22} {'coverage':>9} {'mean width':>11} {'rms error/mean sd':>18} "
-        f"{'mean error/mean sd':>19}"
-        + (f" {'1-crystal width':>16}" if args.pool > 1 and not args.no_single else "")
+        f"{'mean error/mean sd':>19}" + (f" {'1-crystal width':>16}" if single else "")
     )
     result = {"replicates": args.replicates, "separable": args.separable, "scales": args.scales,
               "pool": args.pool, "crystal_spread": args.crystal_spread,
@@ -155,7 +155,7 @@ def main(argv=None):
         result[f"rms_error_over_sd/{key}"] = ratio
         result[f"mean_error_over_sd/{key}"] = bias
         result[f"width/{key}"] = w
-        if args.pool > 1 and not args.no_single:
+        if single:
             w1 = float(np.mean(widths["single"][key]))
             line += f" {w1:>16.4g}"
             result[f"width_single/{key}"] = w1
