@@ -98,5 +98,21 @@ def _read_preset(path: Path) -> dict:
     for key in ("material", "constants", "priors"):
         if key not in data:
             raise InputError(path, f"material preset lacks the [{key}] table")
+    _fill_field_rho(path, data)
     data["_path"] = str(path)
     return data
+
+
+def _fill_field_rho(path: Path, data: dict) -> None:
+    """Give every spatial field (``priors.<name>.field``) its prior on the BYM2 structured
+    fraction ρ: its own ``field.rho`` table, else the preset's ``[spatial] field_rho``."""
+    fields = [p["field"] for p in data["priors"].values() if isinstance(p, dict) and "field" in p]
+    default = data.get("spatial", {}).get("field_rho")
+    for spec in fields:
+        rho = spec.setdefault("rho", default)
+        if rho is None:
+            raise InputError(path, "material preset lacks [spatial] field_rho (the prior on the "
+                             "structured fraction of its spatial fields)")  # fmt: skip
+        if rho.get("dist") != "Beta" or not (rho.get("alpha", 0) > 0 and rho.get("beta", 0) > 0):
+            raise InputError(path, f"field_rho must be a Beta prior with alpha > 0 and beta > 0, "
+                             f"got {rho}")  # fmt: skip

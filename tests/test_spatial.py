@@ -3,6 +3,7 @@
 import numpy as np
 import pymc as pm
 import pytest
+from scipy import stats
 
 from bayes_sc.modeling.graph import grid_graph
 from bayes_sc.modeling.spatial import bym2_field
@@ -100,9 +101,43 @@ def test_field_scale_keeps_its_log_transform_without_hyper_scale():
     from bayes_sc.modeling.spatial import field
 
     prior = {"dist": "Normal", "mu": 0.0, "sigma": 1.0,
-             "field": {"transform": "none", "centred": True, "sd_scale": 0.5}}  # fmt: skip
+             "field": {"transform": "none", "centred": True, "sd_scale": 0.5,
+                       "rho": {"dist": "Beta", "alpha": 2.0, "beta": 2.0}}}  # fmt: skip
     g = grid_graph(np.ones((3, 3), bool))
     for hyper, suffix in ((None, "_sd_log__"), (1 / 3, "_sd_scaled_log__")):
         with pm.Model() as model:
             field("f", prior, g, np.linspace(0, 1, g.n), dims=None, hyper_scale=hyper)
         assert any(v.name == "f" + suffix for v in model.value_vars), model.value_vars
+
+
+def test_field_rho_prior_comes_from_the_preset(tmp_path):
+    """ρ's Beta prior is the preset's ``[spatial] field_rho`` unless the field sets its own;
+    a preset with neither is refused by name."""
+    from pymc.logprob.basic import logp
+
+    from bayes_sc.errors import InputError
+    from bayes_sc.modeling.spatial import field
+    from bayes_sc.presets import load_preset, preset_dir
+
+    text = (preset_dir() / "cspbbr3.toml").read_text()
+    marker = 'field = { transform = "log", centred = false, sd_scale = 0.5, '
+    assert marker in text  # g_q's field
+    custom = text.replace(marker, marker + 'rho = { dist = "Beta", alpha = 5.0, beta = 1.5 }, ')
+    (tmp_path / "custom.toml").write_text(custom)
+    preset = load_preset(tmp_path / "custom.toml")
+    assert preset["priors"]["g_q"]["field"]["rho"]["alpha"] == 5.0
+    assert preset["priors"]["a_mean"]["field"]["rho"] == preset["spatial"]["field_rho"]
+    g = grid_graph(np.ones((3, 3), bool))
+    for name, (a, b) in (("g_q", (5.0, 1.5)), ("a_mean", (2.0, 2.0))):
+        with pm.Model() as model:
+            field(name, preset["priors"][name], g, np.full(g.n, 1.0), dims=None)
+        rv = model[f"{name}_rho"]
+        for x in (0.2, 0.9):  # the model's density of ρ is exactly Beta(a, b)
+            want = stats.beta(a, b).logpdf(x)
+            assert float(logp(rv, x).eval()) == pytest.approx(want, rel=1e-6)
+        assert model.initial_point()[f"{name}_rho_logodds__"] == pytest.approx(np.log(a / b))
+
+    bare = text.replace("field_rho = {", "unused = {")
+    (tmp_path / "bare.toml").write_text(bare)
+    with pytest.raises(InputError, match="bare.toml.*field_rho"):
+        load_preset(tmp_path / "bare.toml")

@@ -111,7 +111,8 @@ def field(name, prior, graph, start, *, dims: str, half_range=None, centred=None
 
     ``start`` holds per-pixel starting values (NaN where unknown): they set the initial point
     (the mean, the field scale and the field itself), never the prior. ``centred`` overrides
-    the preset's ``field.centred`` (e.g. decided from the data). The preset's
+    the preset's ``field.centred`` (e.g. decided from the data); ``field.rho`` is the Beta prior
+    on the structured fraction ρ (filled from ``[spatial] field_rho`` on loading). The preset's
     ``field.sample_unit`` [transformed units] is the unit the mean and centred coefficients are
     sampled in (see :func:`scaled_normal`). ``hyper_scale`` (e.g. 1/√n for n pixels whose own
     data pin the field) samples the field's mean in units of ``hyper_scale`` × that unit and its
@@ -143,9 +144,11 @@ def field(name, prior, graph, start, *, dims: str, half_range=None, centred=None
     if hyper_scale is not None:
         sd_kw["default_transform"] = ScaledLog(np.log(sd0), hyper_scale)
     sigma = pm.HalfNormal(f"{name}_sd", spec["sd_scale"], initval=sd0, **sd_kw)
-    rho = pm.Beta(f"{name}_rho", 2.0, 2.0, initval=0.5)
+    a, b = float(spec["rho"]["alpha"]), float(spec["rho"]["beta"])  # preset [spatial] field_rho
+    rho0 = a / (a + b)
+    rho = pm.Beta(f"{name}_rho", a, b, initval=rho0)
     coef0 = bym2_coef_init(graph, t, centre)
-    sd_modes = sd0 * np.sqrt(0.5 * graph.structured_variance() + 0.5)
+    sd_modes = sd0 * np.sqrt(rho0 * graph.structured_variance() + 1.0 - rho0)
     centred = spec["centred"] if centred is None else centred
     f = bym2_field(f"{name}_field", graph, mu, sigma, rho, centred=centred, dims=dims,
                    coef_init=coef0, sd_init=sd_modes, unit=unit)  # fmt: skip
