@@ -59,12 +59,20 @@ class PixelGraph:
     def n(self) -> int:
         return int(self.rows.size)
 
-    def structured_variance(self) -> np.ndarray:
-        """Per-mode variance of the scaled ICAR part: 1/(s λ_k), 0 on null modes."""
-        inv = np.zeros_like(self.eigvals)
+    def structured_variance(self, order: int = 1) -> np.ndarray:
+        """Per-mode variance of the scaled structured part: 1/(s λ_k^order), 0 on null modes.
+
+        ``order`` 1 is the ICAR field (precision Q, the graph Laplacian); 2 the smoother GMRF
+        with precision Q² (its roughness penalises curvature, not slope: a thin-plate-like
+        field, Rue & Held 2005 §3.4). Either is scaled (s) so that its marginal variances have
+        geometric mean 1 (Sørbye & Rue 2014), so σ keeps its meaning as the field's typical
+        spread whatever the order.
+        """
         pos = self.eigvals > NULL_TOL
-        inv[pos] = 1.0 / (self.scale * self.eigvals[pos])
-        return inv
+        inv = np.zeros_like(self.eigvals)
+        inv[pos] = self.eigvals[pos] ** -float(order)
+        scale = self.scale if order == 1 else _scale(self.eigvecs[:, pos], inv[pos])
+        return inv / scale
 
     def to_grid(self, values, fill=np.nan) -> np.ndarray:
         """Scatter per-pixel ``values`` (..., n) back to the grid (..., ny, nx)."""
@@ -177,10 +185,15 @@ def _eigenbasis(n: int, edges: np.ndarray) -> tuple[np.ndarray, np.ndarray, floa
     V = np.concatenate([rest, V[:, lam > 0]], axis=1)
     lam = np.concatenate([np.zeros(rest.shape[1]), lam[lam > 0]])
     pos = lam > 0
-    if pos.any():  # marginal variances of the ICAR part: diag of the pseudo-inverse
-        marg = (V[:, pos] ** 2) @ (1.0 / lam[pos])
-        connected = marg > 0  # isolated pixels carry no ICAR part
-        scale = float(np.exp(np.mean(np.log(marg[connected]))))
-    else:
-        scale = 1.0
-    return lam, V, scale, n_comp
+    return lam, V, _scale(V[:, pos], 1.0 / lam[pos]), n_comp
+
+
+def _scale(V_pos: np.ndarray, var_pos: np.ndarray) -> float:
+    """Geometric mean of a structured field's marginal variances (the diagonal of the
+    pseudo-inverse of its precision, from the non-null eigenvectors ``V_pos`` and their
+    variances ``var_pos``); isolated pixels, which carry no structured part, are left out."""
+    if var_pos.size == 0:
+        return 1.0
+    marg = (V_pos**2) @ var_pos
+    connected = marg > 0
+    return float(np.exp(np.mean(np.log(marg[connected]))))

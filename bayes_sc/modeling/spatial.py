@@ -21,9 +21,10 @@ import pytensor.tensor as pt
 from .graph import PixelGraph
 
 
-def bym2_sd(graph: PixelGraph, sigma, rho):
-    """Per-mode prior standard deviations of a BYM2 field (symbolic in σ and ρ)."""
-    v = graph.structured_variance()
+def bym2_sd(graph: PixelGraph, sigma, rho, order: int = 1):
+    """Per-mode prior standard deviations of a BYM2 field (symbolic in σ and ρ); ``order`` 2
+    makes the structured part the smoother Q² field (:meth:`.PixelGraph.structured_variance`)."""
+    v = graph.structured_variance(order)
     return sigma * pt.sqrt(rho * v + (1.0 - rho))
 
 
@@ -34,7 +35,7 @@ def bym2_coef_init(graph: PixelGraph, values, mu0: float) -> np.ndarray:
 
 def bym2_field(
     name: str, graph: PixelGraph, mu, sigma, rho, *, centred: bool, dims: str, coef_init=None,
-    sd_init=None, unit: float = 1.0,
+    sd_init=None, unit: float = 1.0, order: int = 1,
 ):  # fmt: skip
     """Add a BYM2 field ``name`` (dims ``dims``, one value per crystal pixel) to the model.
 
@@ -57,8 +58,10 @@ def bym2_field(
         Centred form: the coefficients are sampled in this unit (``{name}_coef_u``), so that
         their posterior sd is near 1 and not under the 1e-3 × 5/(n + 5) variance floor that
         NUTS's mass-matrix adaptation adds (Stan and numpyro alike).
+    order
+        Order of the structured part: 1 ICAR, 2 the smoother Q² field.
     """
-    sd = bym2_sd(graph, sigma, rho)
+    sd = bym2_sd(graph, sigma, rho, order)
     mode_dim = f"{dims}_mode"
     model = pm.modelcontext(None)
     if mode_dim not in model.coords:
@@ -112,7 +115,9 @@ def field(name, prior, graph, start, *, dims: str, half_range=None, centred=None
     ``start`` holds per-pixel starting values (NaN where unknown): they set the initial point
     (the mean, the field scale and the field itself), never the prior. ``centred`` overrides
     the preset's ``field.centred`` (e.g. decided from the data); ``field.rho`` is the Beta prior
-    on the structured fraction ρ (filled from ``[spatial] field_rho`` on loading). The preset's
+    on the structured fraction ρ (filled from ``[spatial] field_rho`` on loading) and
+    ``field.order`` (default 1) the order of the structured part (2: the smoother Q² field, for
+    a field whose truth is a smooth map the data resolve only coarsely). The preset's
     ``field.sample_unit`` [transformed units] is the unit the mean and centred coefficients are
     sampled in (see :func:`scaled_normal`). ``hyper_scale`` (e.g. 1/√n for n pixels whose own
     data pin the field) samples the field's mean in units of ``hyper_scale`` × that unit and its
@@ -147,9 +152,10 @@ def field(name, prior, graph, start, *, dims: str, half_range=None, centred=None
     a, b = float(spec["rho"]["alpha"]), float(spec["rho"]["beta"])  # preset [spatial] field_rho
     rho0 = a / (a + b)
     rho = pm.Beta(f"{name}_rho", a, b, initval=rho0)
+    order = int(spec.get("order", 1))
     coef0 = bym2_coef_init(graph, t, centre)
-    sd_modes = sd0 * np.sqrt(rho0 * graph.structured_variance() + 1.0 - rho0)
+    sd_modes = sd0 * np.sqrt(rho0 * graph.structured_variance(order) + 1.0 - rho0)
     centred = spec["centred"] if centred is None else centred
     f = bym2_field(f"{name}_field", graph, mu, sigma, rho, centred=centred, dims=dims,
-                   coef_init=coef0, sd_init=sd_modes, unit=unit)  # fmt: skip
+                   coef_init=coef0, sd_init=sd_modes, unit=unit, order=order)  # fmt: skip
     return pt.exp(f) if log else f
