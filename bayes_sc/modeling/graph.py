@@ -70,9 +70,11 @@ class PixelGraph:
         """
         pos = self.eigvals > NULL_TOL
         inv = np.zeros_like(self.eigvals)
+        if order == 1:
+            inv[pos] = 1.0 / (self.scale * self.eigvals[pos])
+            return inv
         inv[pos] = self.eigvals[pos] ** -float(order)
-        scale = self.scale if order == 1 else _scale(self.eigvecs[:, pos], inv[pos])
-        return inv / scale
+        return inv / _scale(self.eigvecs[:, pos], inv[pos])
 
     def to_grid(self, values, fill=np.nan) -> np.ndarray:
         """Scatter per-pixel ``values`` (..., n) back to the grid (..., ny, nx)."""
