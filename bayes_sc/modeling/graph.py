@@ -69,12 +69,11 @@ class PixelGraph:
         spread whatever the order.
         """
         pos = self.eigvals > NULL_TOL
+        lam = self.eigvals[pos] ** int(order)
+        scale = self.scale if order == 1 else _scale(self.eigvecs[:, pos], 1.0 / lam)
         inv = np.zeros_like(self.eigvals)
-        if order == 1:
-            inv[pos] = 1.0 / (self.scale * self.eigvals[pos])
-            return inv
-        inv[pos] = self.eigvals[pos] ** -float(order)
-        return inv / _scale(self.eigvecs[:, pos], inv[pos])
+        inv[pos] = 1.0 / (scale * lam)
+        return inv
 
     def to_grid(self, values, fill=np.nan) -> np.ndarray:
         """Scatter per-pixel ``values`` (..., n) back to the grid (..., ny, nx)."""
