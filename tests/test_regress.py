@@ -264,8 +264,15 @@ def test_pooled_model_has_crystal_level_slopes(crystals, tmp_path):
     assert model.named_vars_to_dims["crystal_coef_z"] == ("crystal", "response", "coefficient")
     assert model.named_vars_to_dims["beta_crystal"] == ("crystal", "response", "covariate")
     assert model.named_vars_to_dims["tau_obs"] == ("tau_unit",)
+    assert model.named_vars_to_dims["beta_crystal_sd"] == ("response", "covariate")
     assert np.isfinite(model.compile_logp()(model.initial_point()))
     assert isinstance(model, pm.Model)
+    # `shared = true`: one crystal-level sd per response, for all its slopes
+    priors = dict(settings["priors"])
+    priors["beta_crystal_sd"] = dict(priors["beta_crystal_sd"], shared=True)
+    shared = build_regression_model(resp, profiles, ["C", "S"], priors)
+    assert shared.named_vars_to_dims["beta_crystal_sd"] == ("response",)
+    assert np.isfinite(shared.compile_logp()(shared.initial_point()))
 
 
 # --- bad input -----------------------------------------------------------------------------------
