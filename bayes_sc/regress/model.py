@@ -185,12 +185,10 @@ def build_regression_model(
         intercept_std = _prior(priors, "intercept_std", dims="response")
         sigma_std = _prior(priors, "sigma_std", dims="response")
         if n_cry > 1:
-            if priors["beta_crystal_sd"].get("shared", False):  # one sd per response
-                b_sd = _prior(priors, "beta_crystal_sd", dims="response")[:, None] * pt.ones(
-                    len(COVS)
-                )
-            else:
-                b_sd = _prior(priors, "beta_crystal_sd", dims=RC)
+            shared = bool(priors["beta_crystal_sd"].get("shared", False))  # one sd per response
+            b_sd = _prior(priors, "beta_crystal_sd", dims="response" if shared else RC)
+            if shared:
+                b_sd = pt.broadcast_to(b_sd[:, None], (len(names), len(COVS)))
             i_sd = _prior(priors, "intercept_crystal_sd", dims="response")
             H, h = _crystal_summaries(
                 responses, xs_std, segments, n_cry, float(priors["beta_std"]["sigma"])
