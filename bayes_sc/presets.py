@@ -98,6 +98,9 @@ def _read_preset(path: Path) -> dict:
     for key in ("material", "constants", "priors"):
         if key not in data:
             raise InputError(path, f"material preset lacks the [{key}] table")
+    per = data.get("xray", {}).get("background_per", "window")
+    if per not in ("window", "pixel"):
+        raise InputError(path, f'[xray] background_per must be "window" or "pixel", not {per!r}')
     _fill_field_rho(path, data)
     data["_path"] = str(path)
     return data

@@ -75,7 +75,10 @@ def test_summary_model_structure_and_likelihood(summarised):
     obs = {v.name for v in model.observed_RVs}
     assert obs == {"saxs_summary", "waxs_summary"}
     free = {v.name for v in model.free_RVs}
-    assert not {"background_scale", "flat_saxs", "flat_waxs"} & free
+    background = {"background_scale", "flat_saxs", "flat_waxs"} | {
+        f"{r}_{v}" for r in ("saxs", "waxs") for v in ("background_scale", "flat_background")
+    }
+    assert not background & free
     assert model.named_vars_to_dims["saxs_summary"] == ("saxs_window", "peak_param")
     assert list(model.coords["peak_param"]) == list(PARAMS)
     assert len(model.coords[PIX]) == data.graph.n

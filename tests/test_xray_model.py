@@ -133,11 +133,12 @@ def test_exact_expected_counts_match_the_per_element_forward_model(built, rng):
     peak), and the observed counts are the windows' counts, each once."""
     import pytensor.tensor as pt
 
+    from bayes_sc.modeling.windows import padded_layout
     from bayes_sc.modeling.xray import _expected_counts
     from bayes_sc.physics import binned_peak_counts
 
     data, preset, first, saxs, waxs, _ = built
-    bins, n = data.bins, data.graph.n
+    bins = data.bins
     bg = rng.uniform(0.0, 2.0, bins["weight"].size)
     for win in (saxs, waxs):
         shape = win.centre_q.shape
@@ -145,16 +146,57 @@ def test_exact_expected_counts_match_the_per_element_forward_model(built, rng):
                "phi0": win.centre_phi + rng.normal(0, 1.0, shape),
                "sq": rng.uniform(0.02, 0.1, shape), "sphi": rng.uniform(1.0, 8.0, shape),
                "i0": rng.uniform(1e3, 1e4, shape)}  # fmt: skip
-        scale, flat = rng.uniform(0.5, 1.5, n), rng.uniform(0.0, 0.1, n)
+        n_win = padded_layout(win).pix.size  # one background per window (layout row)
+        scale, flat = rng.uniform(0.5, 1.5, n_win), rng.uniform(0.0, 0.1, n_win)
         mu, y = _expected_counts(win, bins, bg, pt.as_tensor(scale), pt.as_tensor(flat),
                                  *(pt.as_tensor(par[k]) for k in par))  # fmt: skip
         m, k, b = win.pix, win.peak, win.bin
-        want = scale[m] * bg[b] + flat[m] * bins["weight"][b] + binned_peak_counts(
+        # the window of each element, numbered as the layout's rows (by pixel, then peak)
+        w = np.unique(m * shape[1] + k, return_inverse=True)[1]
+        want = scale[w] * bg[b] + flat[w] * bins["weight"][b] + binned_peak_counts(
             bins["weight"][b], bins["q_wmean"][b], bins["phi_wmean"][b], bins["var_q"][b],
             bins["var_phi"][b], bins["cov_qphi"][b], *(par[key][m, k] for key in par))  # fmt: skip
         order = np.lexsort((np.arange(win.size), k, m))  # window by window, elements in order
         np.testing.assert_allclose(mu.eval(), want[order], rtol=1e-12)
         assert np.array_equal(y, win.counts[order])
+
+
+def test_exact_background_belongs_to_each_window_or_each_pixel(built):
+    """By default every (pixel, peak) window has its own template scale and flat density, as
+    in the summaries' window fits; ``background_per = "pixel"`` shares one scale per pixel
+    and one flat per pixel and region. Both start at a finite log density."""
+    from bayes_sc.modeling.windows import padded_layout
+
+    data, preset, first, saxs, waxs, model = built
+    assert preset["xray"]["background_per"] == "window"
+    free = {v.name for v in model.free_RVs}
+    for region, win in (("saxs", saxs), ("waxs", waxs)):
+        n_win = padded_layout(win).pix.size
+        assert n_win == np.unique(win.pix * win.centre_q.shape[1] + win.peak).size
+        for name in (f"{region}_background_scale", f"{region}_flat_background"):
+            assert name in free
+            assert model.named_vars_to_dims[name] == (f"{region}_window",)
+        assert len(model.coords[f"{region}_window"]) == n_win
+    assert not {"background_scale", "flat_saxs", "flat_waxs"} & free
+    per_pixel = {**preset, "xray": {**preset["xray"], "background_per": "pixel"}}
+    alt = build_xray_model(data, per_pixel, saxs, waxs, first)
+    free = {v.name for v in alt.free_RVs}
+    assert {"background_scale", "flat_saxs", "flat_waxs"} <= free
+    assert not {"saxs_background_scale", "waxs_flat_background"} & free
+    for name in ("background_scale", "flat_saxs", "flat_waxs"):
+        assert alt.named_vars_to_dims[name] == (PIX,)
+    for m in (model, alt):
+        assert np.isfinite(m.compile_logp()(m.initial_point()))
+
+
+def test_preset_background_structure_is_checked(tmp_path):
+    from bayes_sc.presets import preset_dir
+
+    text = (preset_dir() / "cspbbr2cl.toml").read_text()
+    bad = tmp_path / "bad_background.toml"
+    bad.write_text(text.replace('background_per = "window"', 'background_per = "frame"'))
+    with pytest.raises(InputError, match="background_per"):
+        load_preset(bad)
 
 
 def test_exact_likelihood_gathers_per_element_once_per_region(built):

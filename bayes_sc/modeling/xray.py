@@ -6,8 +6,11 @@ Williamson–Hall with global L_nc and per-pixel δψ, g_q; I_AL scales them. Ev
 field has a BYM2 spatial prior over the crystal's 4-neighbour graph, centred or non-centred
 as the preset says (``[priors.<field>].field``). The likelihood is Poisson on the raw binned
 counts inside each pixel's peak windows (:mod:`.windows`): expected counts = substrate
-template × per-pixel scale + a flat density × bin weight + Σ peaks I0 · weight ·
-N(q̄, φ̄; peak, Σ_peak + Σ_bin). Nothing is subtracted from the counts.
+template × scale + a flat density × bin weight + the window's peak I0 · weight ·
+N(q̄, φ̄; peak, Σ_peak + Σ_bin). Nothing is subtracted from the counts. The background's scale
+and flat belong to each (pixel, peak) window (the preset's ``[xray] background_per =
+"window"``: the model whose windows the fast likelihood, :mod:`.summaries`, summarises one by
+one) or are shared by a pixel's windows (``"pixel"``).
 """
 
 from __future__ import annotations
@@ -51,9 +54,10 @@ def _or(values, default):
 
 def _expected_counts(win: Windows, bins, bg, scale, flat, q0, phi0, sq, sphi, i0):
     """Expected and observed counts of every window element, window by window: substrate
-    template × ``scale`` + ``flat`` × bin weight (per pixel) + its own peak
-    (:func:`~bayes_sc.physics.binned_peak_counts`); ``q0, phi0, sq, sphi, i0`` are
-    (pixel, peak) tensors, ``sq, sphi`` standard deviations.
+    template × ``scale`` + ``flat`` × bin weight + its own peak
+    (:func:`~bayes_sc.physics.binned_peak_counts`); ``scale, flat`` are (window,) tensors in
+    the rows of :func:`~.windows.padded_layout` (see :func:`_background`), ``q0, phi0, sq,
+    sphi, i0`` (pixel, peak) tensors, ``sq, sphi`` standard deviations.
 
     Computed on the dense (window, slot) layout of :func:`~.windows.padded_layout`, so each
     window's peak parameters broadcast over its bins (padding: zero weight, unit variances)
@@ -69,7 +73,7 @@ def _expected_counts(win: Windows, bins, bg, scale, flat, q0, phi0, sq, sphi, i0
         lay.dense(bins["cov_qphi"][b], 0.0),
         *(t[pix, peak][:, None] for t in (q0, phi0, sq, sphi, i0)),
     )  # fmt: skip
-    mu = scale[pix][:, None] * lay.dense(bg[b], 0.0) + flat[pix][:, None] * weight + counts
+    mu = scale[:, None] * lay.dense(bg[b], 0.0) + flat[:, None] * weight + counts
     return mu[lay.mask], lay.dense(win.counts, 0)[lay.mask]
 
 
@@ -187,18 +191,40 @@ def build_xray_model(
                 "waxs_window",
             )
             return model  # fmt: skip
-        scale = pm.LogNormal(
-            "background_scale",
-            pr["background_scale"]["mu"],
-            pr["background_scale"]["sigma"],
-            dims=PIX,
-        )
-        flat_s = pm.HalfNormal("flat_saxs", pr["flat_background"]["sigma"], dims=PIX)
-        flat_w = pm.HalfNormal("flat_waxs", pr["flat_background"]["sigma"], dims=PIX)
-        mu_s, y_s = _expected_counts(saxs, bins, bg, scale, flat_s, q0, p0, sq, sp, pt.exp(log_i0))
-        pm.Poisson("saxs_counts", mu_s, observed=y_s)
-        mu_w, y_w = _expected_counts(
-            waxs, bins, bg, scale, flat_w, qw, pw, wq / FWHM_PER_SIGMA, wphi / FWHM_PER_SIGMA, i_w
-        )
-        pm.Poisson("waxs_counts", mu_w, observed=y_w)
+        scale, flat = _background(pr, preset["xray"].get("background_per", "window"), saxs, waxs)
+        for region, win, peak_args in (
+            ("saxs", saxs, (q0, p0, sq, sp, pt.exp(log_i0))),
+            ("waxs", waxs, (qw, pw, wq / FWHM_PER_SIGMA, wphi / FWHM_PER_SIGMA, i_w)),
+        ):
+            mu, y = _expected_counts(win, bins, bg, scale[region], flat[region], *peak_args)
+            pm.Poisson(f"{region}_counts", mu, observed=y)
     return model
+
+
+def _background(pr: dict, per: str, saxs: Windows, waxs: Windows) -> tuple[dict, dict]:
+    """The substrate template's scale and the flat density of every window (rows of
+    :func:`~.windows.padded_layout`), per region: ``({"saxs": (W,), "waxs": (W,)}, same)``.
+
+    ``per = "window"``: each (pixel, peak) window has its own scale
+    (``<region>_background_scale``, dims ``<region>_window``) and flat density
+    (``<region>_flat_background``), as in the summaries' window fits. ``per = "pixel"`` (the
+    preset's reader allows no other value): one scale per pixel shared by its SAXS and WAXS
+    windows (``background_scale``) and one flat per pixel and region (``flat_saxs``,
+    ``flat_waxs``). Priors: ``[priors.background_scale]`` and ``[priors.flat_background]``.
+    """
+    s_pr, f_pr = pr["background_scale"], pr["flat_background"]
+    rows = {"saxs": padded_layout(saxs).pix, "waxs": padded_layout(waxs).pix}
+    if per == "pixel":
+        shared = pm.LogNormal("background_scale", s_pr["mu"], s_pr["sigma"], dims=PIX)
+        scale = {r: shared[pix] for r, pix in rows.items()}
+        flat = {r: pm.HalfNormal(f"flat_{r}", f_pr["sigma"], dims=PIX)[pix]
+                for r, pix in rows.items()}  # fmt: skip
+        return scale, flat
+    model = pm.modelcontext(None)
+    scale, flat = {}, {}
+    for r, pix in rows.items():
+        dim = f"{r}_window"
+        model.add_coord(dim, np.arange(pix.size))
+        scale[r] = pm.LogNormal(f"{r}_background_scale", s_pr["mu"], s_pr["sigma"], dims=dim)
+        flat[r] = pm.HalfNormal(f"{r}_flat_background", f_pr["sigma"], dims=dim)
+    return scale, flat
