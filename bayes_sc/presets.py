@@ -101,6 +101,13 @@ def _read_preset(path: Path) -> dict:
     per = data.get("xray", {}).get("background_per", "window")
     if per not in ("window", "pixel"):
         raise InputError(path, f'[xray] background_per must be "window" or "pixel", not {per!r}')
+    merge = data.setdefault("xray", {}).setdefault("unsummarised_merge", {})
+    for region in ("saxs", "waxs"):
+        f = merge.setdefault(region, [1, 1])
+        if not (isinstance(f, list) and len(f) == 2 and all(type(v) is int and v >= 1 for v in f)):
+            raise InputError(
+                path, f"[xray] unsummarised_merge.{region} must be two integers >= 1 (n_q, n_phi)"
+            )
     _fill_field_rho(path, data)
     data["_path"] = str(path)
     return data

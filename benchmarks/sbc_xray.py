@@ -58,7 +58,7 @@ def _replicate(args):
 
     from bayes_sc.inference.sample import sample
     from bayes_sc.modeling.summaries import PeakSummaries
-    from bayes_sc.modeling.xray import build_xray_model
+    from bayes_sc.modeling.xray import build_xray_model, with_exact_counts
 
     data, preset, first, saxs, waxs, summ = _setup(reduced, crop)
     model = build_xray_model(data, preset, saxs, waxs, first, summ)
@@ -69,7 +69,11 @@ def _replicate(args):
     for name, s in zip(("saxs_summary", "waxs_summary"), summ, strict=True):
         theta = np.einsum("wij,wj->wi", s.chol, pp[name].values)  # un-whiten: θ̂ = L z
         new.append(PeakSummaries(s.pix, s.peak, theta, s.chol, s.ok, s.counts))
-    refit = build_xray_model(data, preset, saxs, waxs, first, tuple(new))
+    merge = preset["xray"]["unsummarised_merge"]
+    wins = [w if f"{r}_counts_exact" not in pp else
+            with_exact_counts(w, s, pp[f"{r}_counts_exact"].values, data.bins, merge[r])
+            for r, w, s in zip(("saxs", "waxs"), (saxs, waxs), summ, strict=True)]  # fmt: skip
+    refit = build_xray_model(data, preset, *wins, first, tuple(new))
     init = {v.name: truth[v.name].values for v in refit.free_RVs}
     tree = sample(refit, chains=1, draws=draws, tune=tune, seed=seed, progress=False, initvals=init)
     post = tree["posterior"].to_dataset()

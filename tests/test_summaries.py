@@ -6,7 +6,14 @@ import pytest
 from scipy.stats import multivariate_normal
 
 from bayes_sc.modeling.summaries import PARAMS, xray_summaries
-from bayes_sc.modeling.xray import PIX, build_xray_model
+from bayes_sc.modeling.windows import padded_layout
+from bayes_sc.modeling.xray import (
+    PIX,
+    build_xray_model,
+    exact_part,
+    unsummarised,
+    with_exact_counts,
+)
 from bayes_sc.physics import saxs_reflections, waxs_reflections, wh_widths
 from bayes_sc.physics.peaks import FWHM_PER_SIGMA, wrap_deg
 
@@ -67,18 +74,54 @@ def test_summaries_are_calibrated_against_the_truth(summarised, small_sim, regio
 
 
 def test_summary_model_structure_and_likelihood(summarised):
-    """The summary model drops the background terms, observes whitened summaries, and its
-    likelihood equals the multivariate normal density of the summaries (scipy oracle)."""
+    """The summary model observes whitened summaries of the usable windows, keeps the exact
+    Poisson likelihood (with a background per window) for the windows without one and no
+    other background terms, and its summary likelihood equals the multivariate normal
+    density of the summaries (scipy oracle)."""
     data, preset, first, saxs, waxs, summ = summarised
     usable = tuple(s.usable() for s in summ)
     model = build_xray_model(data, preset, saxs, waxs, first, usable)
     obs = {v.name for v in model.observed_RVs}
-    assert obs == {"saxs_summary", "waxs_summary"}
+    rest = {r: unsummarised(w, s) for r, w, s in zip(("saxs", "waxs"), (saxs, waxs), usable,
+                                                      strict=True)}  # fmt: skip
+    assert rest["waxs"] is not None  # this scan has weak and detector-cut WAXS windows
+    assert obs == {"saxs_summary", "waxs_summary"} | {
+        f"{r}_counts_exact" for r, w in rest.items() if w is not None
+    }
     free = {v.name for v in model.free_RVs}
     background = {"background_scale", "flat_saxs", "flat_waxs"} | {
         f"{r}_{v}" for r in ("saxs", "waxs") for v in ("background_scale", "flat_background")
     }
     assert not background & free
+    for region, w in rest.items():
+        if w is None:
+            continue
+        n_peak = w.centre_q.shape[1]
+        key = w.pix * n_peak + w.peak
+        done = summ[0 if region == "saxs" else 1]
+        # exactly the elements of the windows without a usable summary, every one of them
+        assert not np.isin(key, done.pix[done.ok] * n_peak + done.peak[done.ok]).any()
+        full = saxs if region == "saxs" else waxs
+        missing = ~np.isin(full.pix * n_peak + full.peak, done.pix[done.ok] * n_peak
+                           + done.peak[done.ok])  # fmt: skip
+        assert w.size == missing.sum()
+        factor = preset["xray"]["unsummarised_merge"][region]
+        part = exact_part(full, done.usable(), data.bins, data.background, factor)
+        y = model.rvs_to_values[model[f"{region}_counts_exact"]].eval()  # observed
+        assert part[0].size == y.size and y.sum() == full.counts[missing].sum()
+        n_win = np.unique(key).size
+        for name in (f"{region}_background_scale_exact", f"{region}_flat_background_exact"):
+            assert model.named_vars_to_dims[name] == (f"{region}_window_exact",)
+        assert len(model.coords[f"{region}_window_exact"]) == n_win
+        # predictive draws map back onto the windows' bins: the model would observe them
+        for new in (y, y + 1):
+            redrawn = with_exact_counts(full, done.usable(), new, data.bins, factor)
+            assert np.array_equal(redrawn.counts[~missing], full.counts[~missing])
+            again = exact_part(redrawn, done.usable(), data.bins, data.background, factor)
+            rebuilt = padded_layout(again[0]).dense(again[0].counts, 0)[
+                padded_layout(again[0]).mask
+            ]
+            assert np.array_equal(rebuilt, new)
     assert model.named_vars_to_dims["saxs_summary"] == ("saxs_window", "peak_param")
     assert list(model.coords["peak_param"]) == list(PARAMS)
     assert len(model.coords[PIX]) == data.graph.n
@@ -163,3 +206,18 @@ def test_poisson_mle_bias_predicts_the_monte_carlo_bias(rng):
     assert np.all(np.abs(errs.mean(0) - bias) < 3.5 * mc_se), (errs.mean(0), bias, mc_se)
     # the test has power: the bias of log σ (~6 % of its sd) is 4 Monte-Carlo errors from 0
     assert abs(bias[1] / mc_se[1]) > 3
+
+
+def test_summaries_marginalise_the_exact_models_background_prior(summarised):
+    """The window fits use the preset's per-window background priors (the exact model's):
+    pinning the substrate template 5 % above its scale takes counts from the peaks, lowering
+    the intensity estimates by more than their standard deviation."""
+    import copy
+
+    data, preset, first, saxs, waxs, summ = summarised
+    pinned = copy.deepcopy(preset)
+    pinned["priors"]["background_scale"].update(mu=float(np.log(1.05)), sigma=0.005)
+    _, waxs_pinned = xray_summaries(data, pinned, saxs, waxs, first)
+    ok = summ[1].ok & waxs_pinned.ok
+    shift = (waxs_pinned.theta[ok, 4] - summ[1].theta[ok, 4]) / summ[1].sd[ok, 4]
+    assert ok.sum() >= 10 and np.mean(shift < 0) > 0.8 and np.median(shift) < -1, shift

@@ -197,6 +197,56 @@ def test_preset_background_structure_is_checked(tmp_path):
     bad.write_text(text.replace('background_per = "window"', 'background_per = "frame"'))
     with pytest.raises(InputError, match="background_per"):
         load_preset(bad)
+    merge = "unsummarised_merge = { saxs = [1, 1], waxs = [2, 3] }"
+    assert merge in text
+    for wrong in ("waxs = [0, 3]", "waxs = [2]", "waxs = [2.5, 3]"):
+        bad.write_text(text.replace(merge, f"unsummarised_merge = {{ saxs = [1, 1], {wrong} }}"))
+        with pytest.raises(InputError, match="unsummarised_merge.waxs"):
+            load_preset(bad)
+    bad.write_text(text.replace(merge, ""))  # absent: nothing merged
+    assert load_preset(bad)["xray"]["unsummarised_merge"] == {"saxs": [1, 1], "waxs": [1, 1]}
+
+
+def test_merged_window_bins_keep_counts_weights_and_the_peak_model(xray_inputs):
+    """Merging a window's bins (the fast model's exact windows) sums counts and weights
+    within each window, keeps the weighted centroid, and the merged bins' second-order peak
+    model matches the sum of the original bins' (WAXS peak widths of the presets' scale)."""
+    from bayes_sc.modeling.windows import merge_window_bins, padded_layout
+    from bayes_sc.physics import binned_peak_counts
+
+    data, preset, first, saxs, waxs = xray_inputs
+    bins, bg = data.bins, data.background
+    merged, mb, inv = merge_window_bins(waxs, bins, bg, (2, 3))
+    assert merged.size < waxs.size / 4  # most cells hold 6 bins
+    # no merged bin mixes windows
+    assert np.all(merged.pix[inv] == waxs.pix) and np.all(merged.peak[inv] == waxs.peak)
+    n_win = padded_layout(waxs).pix.size
+    n_peak = waxs.centre_q.shape[1]
+    key = waxs.pix * n_peak + waxs.peak
+    mkey = merged.pix * n_peak + merged.peak
+    for a, b in ((waxs.counts, merged.counts), (bins["weight"][waxs.bin], mb["weight"]),
+                 (bg[waxs.bin], mb["background"])):  # fmt: skip
+        per_a = np.bincount(np.unique(key, return_inverse=True)[1], weights=a)
+        per_b = np.bincount(np.unique(mkey, return_inverse=True)[1], weights=b)
+        assert per_a.size == per_b.size == n_win
+        np.testing.assert_allclose(per_b, per_a, rtol=1e-12)
+    w = bins["weight"][waxs.bin]
+    np.testing.assert_allclose(np.bincount(inv, w * bins["q_wmean"][waxs.bin]) / mb["weight"],
+                               mb["q_wmean"], rtol=1e-12)  # fmt: skip
+    # a peak at every window's centre, sd 0.35 nm^-1 x 6 degree: per merged bin, the merged
+    # second-order model vs the sum of its bins' (the reduction's own approximation)
+    c = (waxs.centre_q[waxs.pix, waxs.peak], waxs.centre_phi[waxs.pix, waxs.peak])
+    fine = binned_peak_counts(w, bins["q_wmean"][waxs.bin], bins["phi_wmean"][waxs.bin],
+                              bins["var_q"][waxs.bin], bins["var_phi"][waxs.bin],
+                              bins["cov_qphi"][waxs.bin], *c, 0.35, 6.0, 1.0)  # fmt: skip
+    cm = (merged.centre_q[merged.pix, merged.peak], merged.centre_phi[merged.pix, merged.peak])
+    coarse = binned_peak_counts(mb["weight"], mb["q_wmean"], mb["phi_wmean"], mb["var_q"],
+                                mb["var_phi"], mb["cov_qphi"], *cm, 0.35, 6.0, 1.0)  # fmt: skip
+    summed = np.bincount(inv, fine)
+    assert np.max(np.abs(coarse - summed)) < 2e-3 * summed.max()
+    # with factor (1, 1) nothing changes
+    same, sb, _ = merge_window_bins(waxs, bins, bg, (1, 1))
+    assert same.size == waxs.size and np.array_equal(np.sort(same.counts), np.sort(waxs.counts))
 
 
 def test_exact_likelihood_gathers_per_element_once_per_region(built):

@@ -4,19 +4,22 @@ Each (pixel, peak) window's binned counts are fitted alone by Poisson maximum li
 the same forward model as the exact likelihood (:func:`~bayes_sc.physics.binned_peak_counts`):
 the peak's centre (q0 [nm⁻¹], φ0 [degree]), log standard deviations and log integrated
 intensity, plus two background nuisances (the substrate template's scale and a flat density,
-both on a log scale with a weak prior so a background-free window stays well posed). All
-windows are fitted at once (JAX, Fisher scoring with Levenberg–Marquardt damping).
+both fitted on a log scale) under the exact model's per-window priors (the preset's
+``background_scale`` and ``flat_background``), so that both likelihoods describe one model.
+All windows are fitted at once (JAX, Fisher scoring with Levenberg–Marquardt damping).
 
 The summary of a window is the Gaussian N(θ̂, F⁻¹) of its five peak parameters, θ̂ less its
 first-order bias (:func:`poisson_mle_bias`), with the nuisances marginalised (the 5 × 5
-block of the inverse Fisher information). In the model the window's counts are replaced by
-``θ̂ ~ N(θ(fields), F⁻¹)``: the Laplace approximation of the window's Poisson likelihood.
-It is accurate where a window holds a clearly detected peak; a window whose fit does not
-converge, runs into the window's edge, whose intensity is not detected (sd of log I0 above
-``MAX_SD_LOG_I0``), whose bias is not small (``MAX_BIAS_SD``) or whose peak lies partly off
-the detector (less than ``MIN_OBSERVED`` of it on observed bins) carries no summary, and its
-pixel's fields are then informed by its other peaks and the spatial prior. The exact Poisson
-model (:mod:`.xray`) is the reference the summaries are tested against.
+block of the inverse of F, the Fisher information plus the nuisance prior's curvature). In
+the model the window's counts are replaced by ``θ̂ ~ N(θ(fields), F⁻¹)``: the Laplace
+approximation of the window's Poisson likelihood. It is accurate where a window holds a
+clearly detected peak; a window whose fit does not converge, runs into the window's edge,
+whose intensity is not detected (sd of log I0 above ``MAX_SD_LOG_I0``), whose bias is not
+small (``MAX_BIAS_SD``) or whose peak lies partly off the detector (less than
+``MIN_OBSERVED`` of it on observed bins) carries no summary: the model keeps the exact
+Poisson likelihood of its bins (:func:`.xray.unsummarised`), so no window's information is
+lost. The exact Poisson model on every window (:mod:`.xray`) is the reference the summaries
+are tested against.
 """
 
 from __future__ import annotations
@@ -32,7 +35,6 @@ from .windows import Windows, fill_missing, padded_layout
 PARAMS = ("q0", "phi0", "log_s_q", "log_s_phi", "log_I0")
 N_PEAK, N_ALL = 5, 7
 MAX_SD_LOG_I0 = 0.25  # a peak detected at ≥ 4 σ: its log-intensity likelihood is near Gaussian
-NUISANCE_SD = 3.0  # weak prior on the log background nuisances (e-folds)
 MAX_BIAS_SD = 0.5  # a window whose MLE bias exceeds this many sd is left out (not asymptotic)
 # A weak peak cut by the detector's edge (or a wide gap) leaves its centre and width to one
 # tail: the estimates are then biased beyond first order (WAXS, measured on a 25 x 25 scan: φ0
@@ -139,6 +141,7 @@ def summarise_windows(
     background,
     s_init,
     *,
+    nuisance_prior: tuple[float, float, float],
     n_iter: int = 80,
     bias_correct: bool = True,
     min_observed: float = MIN_OBSERVED,
@@ -155,6 +158,11 @@ def summarise_windows(
         (n_bins,) expected substrate counts per frame, or None.
     s_init
         (pixel, peak, 2) starting standard deviations (σ_q [nm⁻¹], σ_φ [degree]).
+    nuisance_prior
+        ``(mu, sigma, flat_sigma)``: every window's template scale ~ LogNormal(mu, sigma)
+        and flat density [counts per nm⁻¹ degree] ~ HalfNormal(flat_sigma), the exact
+        model's priors (both fitted on the log scale, the flat's Jacobian included, as NUTS
+        samples them).
     n_iter
         Fisher-scoring iterations (all windows share them; converged ones stop moving).
     bias_correct
@@ -181,10 +189,10 @@ def summarise_windows(
                                 cq[:, None], cp[:, None], s0[:, :1], s0[:, 1:], 1.0)  # fmt: skip
     excess = (y - flat0[:, None] * w - np.where(has_bg, 1.0, 0.0)[:, None] * bg) * mask
     i0 = np.maximum(excess.sum(1), 10.0) / np.maximum((shape0 * mask).sum(1), 1e-12)
-    log_bt0 = np.where(has_bg, 0.0, -10.0)
+    log_bt0 = np.full(cq.size, float(nuisance_prior[0]))
     p0 = np.column_stack([cq, cp, np.log(s0[:, 0]), np.log(s0[:, 1]), np.log(i0), log_bt0,
                           np.log(flat0)])  # fmt: skip
-    prior_mu = p0[:, 5:].copy()
+    s_mu, s_sd, f_sd = (float(v) for v in nuisance_prior)
     lo = np.column_stack([cq - half_q, cp - half_p, np.full(cq.size, np.log(1e-4)),
                           np.full(cq.size, np.log(1e-3)), np.full(cq.size, np.log(1e-3)),
                           np.full((cq.size, 2), -40.0)])  # fmt: skip
@@ -199,37 +207,37 @@ def summarise_windows(
         )  # fmt: skip
         return jnp.exp(p[5]) * d["bg"] + jnp.exp(p[6]) * d["weight"] + peak_counts + 1e-300
 
-    def objective(p, d, pm):
-        mu = mu_fn(p, d)
-        ll = jnp.sum(d["mask"] * (d["y"] * jnp.log(mu) - mu))
-        return ll - 0.5 * jnp.sum(((p[5:] - pm) / NUISANCE_SD) ** 2)
+    def log_prior(p):  # log scale ~ N(mu, sd); flat ~ HalfNormal, on log flat with Jacobian
+        return -0.5 * ((p[5] - s_mu) / s_sd) ** 2 - 0.5 * (jnp.exp(p[6]) / f_sd) ** 2 + p[6]
 
-    def score_fisher(p, d, pm):
+    def objective(p, d):
+        mu = mu_fn(p, d)
+        return jnp.sum(d["mask"] * (d["y"] * jnp.log(mu) - mu)) + log_prior(p)
+
+    def score_fisher(p, d):
         mu = mu_fn(p, d)
         J = jax.jacfwd(mu_fn)(p, d)  # (L, 7)
         r = d["mask"] * (d["y"] / mu - 1.0)
-        g = J.T @ r
+        g = J.T @ r + jax.grad(log_prior)(p)
         F = (J * (d["mask"] / mu)[:, None]).T @ J
-        prior = jnp.concatenate([jnp.zeros(N_PEAK), jnp.full(2, NUISANCE_SD**-2)])
-        g = g - jnp.concatenate([jnp.zeros(N_PEAK), (p[5:] - pm) / NUISANCE_SD**2])
-        return g, F + jnp.diag(prior)
+        return g, F - jax.hessian(log_prior)(p)
 
-    def fit_one(p, d, pm, lo_, hi_):
+    def fit_one(p, d, lo_, hi_):
         def step(_, state):
             p, lam, ll, _dec = state
-            g, F = score_fisher(p, d, pm)
+            g, F = score_fisher(p, d)
             A = F + lam * jnp.diag(jnp.diag(F)) + 1e-12 * jnp.eye(N_ALL)
             delta = jnp.linalg.solve(A, g)
             new = jnp.clip(p + delta, lo_, hi_)
-            ll_new = objective(new, d, pm)
+            ll_new = objective(new, d)
             better = ll_new >= ll
             dec = g @ jnp.linalg.solve(F + 1e-12 * jnp.eye(N_ALL), g)
             return (jnp.where(better, new, p), jnp.where(better, lam / 3, lam * 4),
                     jnp.where(better, ll_new, ll), dec)  # fmt: skip
 
-        init = (p, 1e-3, objective(p, d, pm), jnp.inf)
+        init = (p, 1e-3, objective(p, d), jnp.inf)
         p, _, _, _ = jax.lax.fori_loop(0, n_iter, step, init)
-        g, F = score_fisher(p, d, pm)
+        g, F = score_fisher(p, d)
         dec = g @ jnp.linalg.solve(F, g)  # Newton decrement: ~0 at the optimum
         cov_all = jnp.linalg.inv(F)
         bias = jnp.zeros(N_ALL)
@@ -238,7 +246,7 @@ def summarise_windows(
         return p - bias, cov_all[:N_PEAK, :N_PEAK], dec, bias[:N_PEAK]
 
     run = jax.jit(jax.vmap(fit_one))
-    p, cov, dec, bias = (np.asarray(v) for v in run(p0, arr, prior_mu, lo, hi))
+    p, cov, dec, bias = (np.asarray(v) for v in run(p0, arr, lo, hi))
     sd = np.sqrt(np.clip(np.diagonal(cov, axis1=1, axis2=2), 0, None))
     inside = (
         (np.abs(p[:, 0] - cq) < 0.8 * half_q)
@@ -283,7 +291,11 @@ def xray_summaries(data, preset: dict, saxs: Windows, waxs: Windows, first: dict
         typical("delta_psi", 15.0)[:, None], K,
     )  # fmt: skip
     s_waxs = np.stack([wq, wp], axis=-1) / FWHM_PER_SIGMA
+    nuisance = (pr["background_scale"]["mu"], pr["background_scale"]["sigma"],
+                pr["flat_background"]["sigma"])  # fmt: skip
     return (
-        summarise_windows(saxs, data.bins, data.background, s_saxs, min_observed=0.0),
-        summarise_windows(waxs, data.bins, data.background, s_waxs),
+        summarise_windows(
+            saxs, data.bins, data.background, s_saxs, nuisance_prior=nuisance, min_observed=0.0
+        ),  # fmt: skip
+        summarise_windows(waxs, data.bins, data.background, s_waxs, nuisance_prior=nuisance),
     )

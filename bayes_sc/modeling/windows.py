@@ -125,3 +125,51 @@ def xray_windows(data: XrayData, first: dict, preset: dict) -> tuple[Windows, Wi
     q, p = waxs_reflections(np.full(g.n, first["a_AL"]), psi, np.concatenate([hk, -hk]))
     waxs = _collect(data, 1, q, p, WAXS_HALF)
     return saxs, waxs
+
+
+def merge_window_bins(
+    win: Windows, bins: dict, background, factor
+) -> tuple[Windows, dict, np.ndarray]:
+    """Each window's bins merged ``factor = (n_q, n_phi)`` cells at a time, on the region's
+    (q, φ) grid: counts summed (a sum of Poisson counts is Poisson, so a likelihood on the
+    merged bins is still exact) and each merged bin described by the weight moments of the
+    pixels it holds (summed weight, weighted centroid, spread about it, substrate template
+    counts), as :func:`~bayes_sc.physics.binned_peak_counts` needs. A merged bin holds only its
+    own window's bins. Returns the merged windows (``bin`` indexes the returned arrays),
+    their per-bin arrays ``weight, q_wmean, phi_wmean, var_q, var_phi, cov_qphi, background``
+    and each element's merged bin.
+    """
+    from ..reduce.bins import bin_cells
+
+    mq, mp = (int(f) for f in factor)
+    region = int(bins["region"][win.bin[0]])
+    sel, iq, ip, _ = bin_cells(bins, region)
+    cell = np.full(bins["weight"].size, -1, np.int64)
+    cell[sel] = (iq // mq) * (360 * mp) + ip // mp  # ≤ 360 φ cells per q cell
+    n_peak = win.centre_q.shape[1]
+    key = (win.pix * n_peak + win.peak) * (cell.max() + 1) + cell[win.bin]
+    keys, inv = np.unique(key, return_inverse=True)
+    n = keys.size
+
+    def total(values):
+        return np.bincount(inv, weights=values, minlength=n)
+
+    b = win.bin
+    w = bins["weight"][b]
+    wsum = np.maximum(total(w), 1e-300)
+    q, p = bins["q_wmean"][b], bins["phi_wmean"][b]  # a merged bin never crosses φ = 0
+    qm, pm = total(w * q) / wsum, total(w * p) / wsum
+    dq, dp = q - qm[inv], p - pm[inv]
+    merged = {
+        "weight": total(w), "q_wmean": qm, "phi_wmean": pm,
+        "var_q": total(w * (bins["var_q"][b] + dq**2)) / wsum,
+        "var_phi": total(w * (bins["var_phi"][b] + dp**2)) / wsum,
+        "cov_qphi": total(w * (bins["cov_qphi"][b] + dq * dp)) / wsum,
+        "background": total(np.zeros(b.size) if background is None else background[b]),
+    }  # fmt: skip
+    first = np.zeros(n, np.int64)
+    first[inv[::-1]] = np.arange(b.size)[::-1]  # one element of each merged bin
+    counts = np.bincount(inv, weights=win.counts, minlength=n).astype(np.int64)
+    out = Windows(win.pix[first], np.arange(n), win.peak[first], counts, win.centre_q,
+                  win.centre_phi, win.half)  # fmt: skip
+    return out, merged, inv

@@ -23,7 +23,7 @@ from ..physics import binned_peak_counts, saxs_reflections, waxs_reflections, wh
 from ..physics.peaks import FWHM_PER_SIGMA, wrap_deg
 from .spatial import field, scaled_normal
 from .summaries import PARAMS, PeakSummaries
-from .windows import Windows, padded_layout
+from .windows import Windows, merge_window_bins, padded_layout
 from .xray_data import XrayData
 
 PIX = "xray_pixel"
@@ -189,31 +189,95 @@ def build_xray_model(
                 summaries[1],
                 [qw, pw, pt.log(wq / FWHM_PER_SIGMA), pt.log(wphi / FWHM_PER_SIGMA), pt.log(i_w)],
                 "waxs_window",
-            )
-            return model  # fmt: skip
-        scale, flat = _background(pr, preset["xray"].get("background_per", "window"), saxs, waxs)
-        for region, win, peak_args in (
-            ("saxs", saxs, (q0, p0, sq, sp, pt.exp(log_i0))),
-            ("waxs", waxs, (qw, pw, wq / FWHM_PER_SIGMA, wphi / FWHM_PER_SIGMA, i_w)),
+            )  # fmt: skip
+            # Windows without a usable summary (weak or cut by the detector: the Laplace
+            # approximation fails there) keep their exact Poisson likelihood, on merged bins.
+            wins = {
+                r: exact_part(w, s, bins, bg, preset["xray"]["unsummarised_merge"][r])
+                for r, w, s in zip(("saxs", "waxs"), (saxs, waxs), summaries, strict=True)
+            }
+            per, suffix = "window", "_exact"
+        else:
+            wins = {"saxs": (saxs, bins, bg, None), "waxs": (waxs, bins, bg, None)}
+            per, suffix = preset["xray"].get("background_per", "window"), ""
+        wins = {r: v for r, v in wins.items() if v is not None}
+        scale, flat = _background(pr, per, {r: v[0] for r, v in wins.items()}, suffix)
+        for region, peak_args in (
+            ("saxs", (q0, p0, sq, sp, pt.exp(log_i0))),
+            ("waxs", (qw, pw, wq / FWHM_PER_SIGMA, wphi / FWHM_PER_SIGMA, i_w)),
         ):
-            mu, y = _expected_counts(win, bins, bg, scale[region], flat[region], *peak_args)
-            pm.Poisson(f"{region}_counts", mu, observed=y)
+            if region in wins:
+                win, b, back, _ = wins[region]
+                mu, y = _expected_counts(win, b, back, scale[region], flat[region], *peak_args)
+                pm.Poisson(f"{region}_counts{suffix}", mu, observed=y)
     return model
 
 
-def _background(pr: dict, per: str, saxs: Windows, waxs: Windows) -> tuple[dict, dict]:
+def exact_part(win: Windows, summ: PeakSummaries, bins: dict, background, factor):
+    """The exact-Poisson part of the summary model for one region: the windows of ``win``
+    without a summary in ``summ``, their bins merged ``factor = (n_q, n_phi)`` at a time
+    (:func:`~.windows.merge_window_bins`). Returns ``(windows, bins, background, element's
+    merged bin)`` (the last None when nothing is merged), or None when every window has a
+    summary."""
+    rest = unsummarised(win, summ)
+    if rest is None:
+        return None
+    if tuple(int(f) for f in factor) == (1, 1):
+        return rest, bins, background, None
+    merged, mbins, inv = merge_window_bins(rest, bins, background, factor)
+    return merged, mbins, mbins["background"], inv
+
+
+def unsummarised(win: Windows, summ: PeakSummaries) -> Windows | None:
+    """The elements of ``win`` whose (pixel, peak) window has no summary in ``summ``
+    (None when every window has one)."""
+    n_peak = win.centre_q.shape[1]
+    keep = ~np.isin(win.pix * n_peak + win.peak, summ.pix * n_peak + summ.peak)
+    if not keep.any():
+        return None
+    return Windows(win.pix[keep], win.bin[keep], win.peak[keep], win.counts[keep],
+                   win.centre_q, win.centre_phi, win.half)  # fmt: skip
+
+
+def with_exact_counts(win: Windows, summ: PeakSummaries, values, bins, factor) -> Windows:
+    """``win`` with the counts of its windows without a summary replaced so that the summary
+    model (built with the same ``bins`` and merge ``factor``) observes ``values`` as
+    ``<region>_counts_exact`` (e.g. its prior predictive draws, for simulation-based
+    calibration). A merged bin's draw goes to its first bin, zeros to the others: the model
+    sees only their sum."""
+    merged, _, _, inv = exact_part(win, summ, bins, np.zeros(bins["weight"].size), factor)
+    lay = padded_layout(merged)  # observed as lay.dense(counts)[lay.mask]: row-major cells
+    cells = np.flatnonzero(lay.mask.ravel())
+    per_bin = np.asarray(values)[np.searchsorted(cells, lay.row * lay.L + lay.slot)]
+    n_peak = win.centre_q.shape[1]
+    keep = np.flatnonzero(~np.isin(win.pix * n_peak + win.peak, summ.pix * n_peak + summ.peak))
+    if inv is None:
+        new = per_bin
+    else:
+        first = np.zeros(per_bin.size, np.int64)
+        first[inv[::-1]] = np.arange(inv.size)[::-1]
+        new = np.zeros(inv.size, np.int64)
+        new[first] = per_bin
+    counts = win.counts.copy()
+    counts[keep] = new
+    return Windows(win.pix, win.bin, win.peak, counts, win.centre_q, win.centre_phi, win.half)
+
+
+def _background(pr: dict, per: str, wins: dict, suffix: str = "") -> tuple[dict, dict]:
     """The substrate template's scale and the flat density of every window (rows of
-    :func:`~.windows.padded_layout`), per region: ``({"saxs": (W,), "waxs": (W,)}, same)``.
+    :func:`~.windows.padded_layout`) of each region in ``wins`` (None: none):
+    ``({"saxs": (W,), "waxs": (W,)}, same)``.
 
     ``per = "window"``: each (pixel, peak) window has its own scale
-    (``<region>_background_scale``, dims ``<region>_window``) and flat density
-    (``<region>_flat_background``), as in the summaries' window fits. ``per = "pixel"`` (the
-    preset's reader allows no other value): one scale per pixel shared by its SAXS and WAXS
-    windows (``background_scale``) and one flat per pixel and region (``flat_saxs``,
-    ``flat_waxs``). Priors: ``[priors.background_scale]`` and ``[priors.flat_background]``.
+    (``<region>_background_scale<suffix>``, dims ``<region>_window<suffix>``) and flat density
+    (``<region>_flat_background<suffix>``), as in the summaries' window fits. ``per =
+    "pixel"`` (the preset's reader allows no other value): one scale per pixel shared by its
+    SAXS and WAXS windows (``background_scale``) and one flat per pixel and region
+    (``flat_saxs``, ``flat_waxs``). Priors: ``[priors.background_scale]`` and
+    ``[priors.flat_background]``.
     """
     s_pr, f_pr = pr["background_scale"], pr["flat_background"]
-    rows = {"saxs": padded_layout(saxs).pix, "waxs": padded_layout(waxs).pix}
+    rows = {r: padded_layout(w).pix for r, w in wins.items() if w is not None}
     if per == "pixel":
         shared = pm.LogNormal("background_scale", s_pr["mu"], s_pr["sigma"], dims=PIX)
         scale = {r: shared[pix] for r, pix in rows.items()}
@@ -223,8 +287,10 @@ def _background(pr: dict, per: str, saxs: Windows, waxs: Windows) -> tuple[dict,
     model = pm.modelcontext(None)
     scale, flat = {}, {}
     for r, pix in rows.items():
-        dim = f"{r}_window"
+        dim = f"{r}_window{suffix}"
         model.add_coord(dim, np.arange(pix.size))
-        scale[r] = pm.LogNormal(f"{r}_background_scale", s_pr["mu"], s_pr["sigma"], dims=dim)
-        flat[r] = pm.HalfNormal(f"{r}_flat_background", f_pr["sigma"], dims=dim)
+        scale[r] = pm.LogNormal(
+            f"{r}_background_scale{suffix}", s_pr["mu"], s_pr["sigma"], dims=dim
+        )
+        flat[r] = pm.HalfNormal(f"{r}_flat_background{suffix}", f_pr["sigma"], dims=dim)
     return scale, flat
