@@ -173,8 +173,12 @@ def test_exact_background_belongs_to_each_window_or_each_pixel(built):
     for region, win in (("saxs", saxs), ("waxs", waxs)):
         n_win = padded_layout(win).pix.size
         assert n_win == np.unique(win.pix * win.centre_q.shape[1] + win.peak).size
+        # sampled as (log total, log flat/template ratio): see modeling/background.py
+        split = f"{region}_background_scale_split"
+        assert split in free
+        assert model.named_vars_to_dims[split] == (f"{region}_window", "background_param")
         for name in (f"{region}_background_scale", f"{region}_flat_background"):
-            assert name in free
+            assert name in {v.name for v in model.deterministics}
             assert model.named_vars_to_dims[name] == (f"{region}_window",)
         assert len(model.coords[f"{region}_window"]) == n_win
     assert not {"background_scale", "flat_saxs", "flat_waxs"} & free

@@ -198,9 +198,12 @@ def fit_xray(
         reduced, preset, crop=crop, crystal_mask=crystal_mask, likelihood=likelihood
     )
     model = build_xray_model(data, preset, saxs, waxs, first, summaries)
+    # thousands of windows pin some parameters to ~10⁻³ of their prior scale: start NUTS's
+    # mass matrix from the curvature there, not the identity (docs/benchmarks.md)
     tree = sample(
-        model, sampler=sampler, chains=chains, draws=draws, tune=tune, seed=seed, progress=progress
-    )
+        model, sampler=sampler, chains=chains, draws=draws, tune=tune, seed=seed,
+        progress=progress, initial_mass="hessian",
+    )  # fmt: skip
     if posterior_predictive:
         tree["posterior_predictive"] = posterior_predictive_draws(tree, model, seed, progress)
     tree.attrs.update(

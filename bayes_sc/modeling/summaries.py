@@ -299,3 +299,46 @@ def xray_summaries(data, preset: dict, saxs: Windows, waxs: Windows, first: dict
         ),  # fmt: skip
         summarise_windows(waxs, data.bins, data.background, s_waxs, nuisance_prior=nuisance),
     )
+
+
+def starting_values(
+    saxs: PeakSummaries, waxs: PeakSummaries, n_pix: int, n_saxs: int, n_waxs: int
+) -> dict:
+    """Starting values of the X-ray model's peak fields from the usable summaries (NaN where a
+    pixel has none): ``log_I_saxs`` (pixel, SAXS reflection), ``saxs_w_q`` [nm⁻¹] and
+    ``saxs_w_phi`` [degree] FWHMs per pixel, ``I_AL`` per pixel and ``waxs_rel`` (WAXS
+    reflection,) summing to 1.
+
+    Only where NUTS starts: prior centres put the SAXS intensities and widths hundreds of
+    standard errors from the thousands of windows' estimates, a potential 160× the posterior's,
+    and the warm-up's first mass-matrix windows then adapt to that transient.
+    """
+    from ..physics.peaks import FWHM_PER_SIGMA
+
+    def per(summ, col, key, n_key):
+        total = np.zeros((n_pix, n_key))
+        count = np.zeros((n_pix, n_key))
+        np.add.at(total, (summ.pix, key), summ.theta[:, col])
+        np.add.at(count, (summ.pix, key), 1)
+        with np.errstate(invalid="ignore"):
+            return total / count  # NaN where none
+
+    out = {"log_I_saxs": per(saxs, 4, saxs.peak % n_saxs, n_saxs)}
+    for col, name in ((2, "saxs_w_q"), (3, "saxs_w_phi")):
+        with np.errstate(invalid="ignore"):
+            out[name] = np.exp(np.nanmean(per(saxs, col, np.zeros_like(saxs.pix), 1), 1))
+        out[name] = out[name] * FWHM_PER_SIGMA
+    # WAXS log I0 = log I_AL(pixel) + log(n·rel(reflection)): two medians-polish passes.
+    refl = waxs.peak % n_waxs
+    log_i = waxs.theta[:, 4]
+    b = np.zeros(n_waxs)
+    a = np.full(n_pix, np.nan)
+    for _ in range(2):
+        for p in np.unique(waxs.pix):
+            a[p] = np.median(log_i[waxs.pix == p] - b[refl[waxs.pix == p]])
+        for k in np.unique(refl):
+            b[k] = np.median(log_i[refl == k] - a[waxs.pix[refl == k]])
+        b -= np.log(np.exp(b).mean())  # n·rel averages 1
+    out["I_AL"] = np.exp(a)
+    out["waxs_rel"] = np.exp(b) / np.exp(b).sum()
+    return out

@@ -21,12 +21,12 @@ import pytensor.tensor as pt
 
 from ..physics import binned_peak_counts, saxs_reflections, waxs_reflections, wh_widths
 from ..physics.peaks import FWHM_PER_SIGMA, wrap_deg
+from .background import PIX, xray_background
 from .spatial import field, scaled_normal
-from .summaries import PARAMS, PeakSummaries
+from .summaries import PARAMS, PeakSummaries, starting_values
 from .windows import Windows, merge_window_bins, padded_layout
 from .xray_data import XrayData
 
-PIX = "xray_pixel"
 FIELDS = (
     "a_mean",
     "a_ratio",
@@ -56,8 +56,8 @@ def _expected_counts(win: Windows, bins, bg, scale, flat, q0, phi0, sq, sphi, i0
     """Expected and observed counts of every window element, window by window: substrate
     template × ``scale`` + ``flat`` × bin weight + its own peak
     (:func:`~bayes_sc.physics.binned_peak_counts`); ``scale, flat`` are (window,) tensors in
-    the rows of :func:`~.windows.padded_layout` (see :func:`_background`), ``q0, phi0, sq,
-    sphi, i0`` (pixel, peak) tensors, ``sq, sphi`` standard deviations.
+    the rows of :func:`~.windows.padded_layout` (see :func:`~.background.xray_background`),
+    ``q0, phi0, sq, sphi, i0`` (pixel, peak) tensors, ``sq, sphi`` standard deviations.
 
     Computed on the dense (window, slot) layout of :func:`~.windows.padded_layout`, so each
     window's peak parameters broadcast over its bins (padding: zero weight, unit variances)
@@ -119,6 +119,10 @@ def build_xray_model(
     }
     n_saxs = len(preset["xray"]["saxs_reflections"])
     n_waxs = len(preset["xray"]["waxs_reflections"])
+    # Where NUTS starts: the summaries' own estimates of the peak fields, when there are some.
+    start = starting_values(*summaries, g.n, n_saxs, n_waxs) if summaries is not None else {}
+    if "I_AL" in start:
+        take["I_AL"] = np.where(np.isfinite(start["I_AL"]), start["I_AL"], take["I_AL"])
     coords = {PIX: np.arange(g.n), "saxs_reflection": np.arange(n_saxs),
               "waxs_reflection": np.arange(n_waxs)}  # fmt: skip
     if summaries is not None:
@@ -138,8 +142,8 @@ def build_xray_model(
             "g_q", pr["g_q"], g, np.clip(_or(first["g_q"][g.rows, g.cols], 1.5), 0.3, None)
         )
         I_AL = _field("I_AL", pr["I_AL"], g, _or(take["I_AL"], 3000.0))
-        w_q = _field("saxs_w_q", pr["saxs_w_q"], g, 0.08)
-        w_phi = _field("saxs_w_phi", pr["saxs_w_phi"], g, 6.0)
+        w_q = _field("saxs_w_q", pr["saxs_w_q"], g, start.get("saxs_w_q", 0.08))
+        w_phi = _field("saxs_w_phi", pr["saxs_w_phi"], g, start.get("saxs_w_phi", 6.0))
         a1 = 2 * a_mean / (1 + a_ratio)
         a2 = a1 * a_ratio
         outputs = {
@@ -156,11 +160,16 @@ def build_xray_model(
         )  # fmt: skip
         L_nc = pm.Deterministic("L_nc", pt.exp(log_L))
         waxs_rel = pm.Dirichlet(
-            "waxs_rel", np.full(coords["waxs_reflection"].size, 5.0), dims="waxs_reflection"
+            "waxs_rel",
+            np.full(n_waxs, 5.0),
+            dims="waxs_reflection",
+            initval=start.get("waxs_rel"),
         )
         log_i_saxs = scaled_normal(
             "log_I_saxs", pr["I_saxs"]["mu"], pr["I_saxs"]["sigma"],
-            pr["I_saxs"].get("sample_unit", 1.0), np.full((g.n, n_saxs), float(pr["I_saxs"]["mu"])),
+            pr["I_saxs"].get("sample_unit", 1.0), np.nan_to_num(
+                start.get("log_I_saxs", np.nan) * np.ones((g.n, n_saxs)),
+                nan=float(pr["I_saxs"]["mu"])),
             dims=(PIX, "saxs_reflection"),
         )  # fmt: skip
         # SAXS: reflections and their Friedel mates share position (±G), width and intensity.
@@ -201,7 +210,7 @@ def build_xray_model(
             wins = {"saxs": (saxs, bins, bg, None), "waxs": (waxs, bins, bg, None)}
             per, suffix = preset["xray"].get("background_per", "window"), ""
         wins = {r: v for r, v in wins.items() if v is not None}
-        scale, flat = _background(pr, per, {r: v[0] for r, v in wins.items()}, suffix)
+        scale, flat = xray_background(pr, per, {r: v[:3] for r, v in wins.items()}, suffix)
         for region, peak_args in (
             ("saxs", (q0, p0, sq, sp, pt.exp(log_i0))),
             ("waxs", (qw, pw, wq / FWHM_PER_SIGMA, wphi / FWHM_PER_SIGMA, i_w)),
@@ -261,36 +270,3 @@ def with_exact_counts(win: Windows, summ: PeakSummaries, values, bins, factor) -
     counts = win.counts.copy()
     counts[keep] = new
     return Windows(win.pix, win.bin, win.peak, counts, win.centre_q, win.centre_phi, win.half)
-
-
-def _background(pr: dict, per: str, wins: dict, suffix: str = "") -> tuple[dict, dict]:
-    """The substrate template's scale and the flat density of every window (rows of
-    :func:`~.windows.padded_layout`) of each region in ``wins`` (None: none):
-    ``({"saxs": (W,), "waxs": (W,)}, same)``.
-
-    ``per = "window"``: each (pixel, peak) window has its own scale
-    (``<region>_background_scale<suffix>``, dims ``<region>_window<suffix>``) and flat density
-    (``<region>_flat_background<suffix>``), as in the summaries' window fits. ``per =
-    "pixel"`` (the preset's reader allows no other value): one scale per pixel shared by its
-    SAXS and WAXS windows (``background_scale``) and one flat per pixel and region
-    (``flat_saxs``, ``flat_waxs``). Priors: ``[priors.background_scale]`` and
-    ``[priors.flat_background]``.
-    """
-    s_pr, f_pr = pr["background_scale"], pr["flat_background"]
-    rows = {r: padded_layout(w).pix for r, w in wins.items() if w is not None}
-    if per == "pixel":
-        shared = pm.LogNormal("background_scale", s_pr["mu"], s_pr["sigma"], dims=PIX)
-        scale = {r: shared[pix] for r, pix in rows.items()}
-        flat = {r: pm.HalfNormal(f"flat_{r}", f_pr["sigma"], dims=PIX)[pix]
-                for r, pix in rows.items()}  # fmt: skip
-        return scale, flat
-    model = pm.modelcontext(None)
-    scale, flat = {}, {}
-    for r, pix in rows.items():
-        dim = f"{r}_window{suffix}"
-        model.add_coord(dim, np.arange(pix.size))
-        scale[r] = pm.LogNormal(
-            f"{r}_background_scale{suffix}", s_pr["mu"], s_pr["sigma"], dims=dim
-        )
-        flat[r] = pm.HalfNormal(f"{r}_flat_background{suffix}", f_pr["sigma"], dims=dim)
-    return scale, flat
