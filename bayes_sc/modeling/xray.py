@@ -237,11 +237,16 @@ def exact_part(win: Windows, summ: PeakSummaries, bins: dict, background, factor
     return merged, mbins, mbins["background"], inv
 
 
+def _without_summary(win: Windows, summ: PeakSummaries) -> np.ndarray:
+    """(elements,) True where the element's (pixel, peak) window has no summary in ``summ``."""
+    n_peak = win.centre_q.shape[1]
+    return ~np.isin(win.pix * n_peak + win.peak, summ.pix * n_peak + summ.peak)
+
+
 def unsummarised(win: Windows, summ: PeakSummaries) -> Windows | None:
     """The elements of ``win`` whose (pixel, peak) window has no summary in ``summ``
     (None when every window has one)."""
-    n_peak = win.centre_q.shape[1]
-    keep = ~np.isin(win.pix * n_peak + win.peak, summ.pix * n_peak + summ.peak)
+    keep = _without_summary(win, summ)
     if not keep.any():
         return None
     return Windows(win.pix[keep], win.bin[keep], win.peak[keep], win.counts[keep],
@@ -258,8 +263,7 @@ def with_exact_counts(win: Windows, summ: PeakSummaries, values, bins, factor) -
     lay = padded_layout(merged)  # observed as lay.dense(counts)[lay.mask]: row-major cells
     cells = np.flatnonzero(lay.mask.ravel())
     per_bin = np.asarray(values)[np.searchsorted(cells, lay.row * lay.L + lay.slot)]
-    n_peak = win.centre_q.shape[1]
-    keep = np.flatnonzero(~np.isin(win.pix * n_peak + win.peak, summ.pix * n_peak + summ.peak))
+    keep = np.flatnonzero(_without_summary(win, summ))
     if inv is None:
         new = per_bin
     else:
