@@ -37,16 +37,19 @@ def _chain_method(chains: int) -> str:
     return "parallel"
 
 
-def hessian_inverse_mass(model, initvals: dict | None = None, chunk: int = 64):
+def hessian_inverse_mass(model, initvals: dict | None = None, chunk: int = 64,
+                         max_variance: float = 1e4):  # fmt: skip
     """numpyro's starting inverse mass matrix: 1 / the diagonal of the negative log density's
     Hessian at the model's initial point (with ``initvals``), in the unconstrained space and
-    numpyro's order (the value variables flattened one after another); entries where the
-    density is not convex there, or weaker than unit curvature, get 1 (the sampling units'
-    prior scale).
+    numpyro's order (the value variables flattened one after another), at most
+    ``max_variance``; entries where the density is not convex there get 1.
 
     Without it NUTS runs its first ~100 warm-up iterations on the identity: with thousands of
     windows pinning some parameters to 10⁻³ of their prior scale that is a step of ~10⁻³ and
-    1023 leapfrog steps per iteration, the better part of a scan's sampling time.
+    1023 leapfrog steps per iteration, the better part of a scan's sampling time. Weakly
+    curved entries keep their large variances: capping them at the identity's 1 left the ψ
+    field's coefficients, whose posterior variance is ~140 sampling units², at 1, and the first
+    100 warm-up iterations at tree depth 10 (docs/benchmarks.md, session 32).
     """
     import jax
     import jax.numpy as jnp
@@ -75,8 +78,8 @@ def hessian_inverse_mass(model, initvals: dict | None = None, chunk: int = 64):
         basis = np.zeros((chunk, n))
         basis[np.arange(idx.size), idx] = 1.0
         diag[idx] = np.asarray(column(jnp.asarray(basis)))[np.arange(idx.size), idx]
-    ok = np.isfinite(diag) & (diag > 1.0)
-    return np.where(ok, 1.0 / np.where(ok, diag, 1.0), 1.0)
+    ok = np.isfinite(diag) & (diag > 0.0)
+    return np.where(ok, np.minimum(1.0 / np.where(ok, diag, 1.0), max_variance), 1.0)
 
 
 def sample(
