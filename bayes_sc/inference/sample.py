@@ -79,7 +79,9 @@ def hessian_inverse_mass(model, initvals: dict | None = None, chunk: int = 64,
         basis[np.arange(idx.size), idx] = 1.0
         diag[idx] = np.asarray(column(jnp.asarray(basis)))[np.arange(idx.size), idx]
     ok = np.isfinite(diag) & (diag > 0.0)
-    return np.where(ok, np.minimum(1.0 / np.where(ok, diag, 1.0), max_variance), 1.0)
+    inverse = np.ones(n)
+    inverse[ok] = 1.0 / np.maximum(diag[ok], 1.0 / max_variance)
+    return inverse
 
 
 def sample(
