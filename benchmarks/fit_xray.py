@@ -96,6 +96,8 @@ def evaluate(tree, truth_path: Path, reduced: Path, preset: dict, baseline: bool
         "min_ess_bulk": float(min(float(ess[v].min()) for v in names)),
         "min_bfmi": float(az.bfmi(tree)["energy"].min()),
         "mean_tree_depth": float(ss["tree_depth"].mean()) if "tree_depth" in ss else None,
+        "step_size": ss["step_size"].mean("draw").values.tolist() if "step_size" in ss else None,
+        "sampling_time_s": tree.attrs.get("sampling_time_s"),
     }
     return out
 
@@ -124,7 +126,8 @@ def main() -> None:
         print(f"{size}: {res['pixels']} crystal pixels, {wall:.0f} s; divergences "
               f"{d['divergences']}, max R-hat {d['max_rhat']:.3f}, "
               f"min ESS {d['min_ess_bulk']:.0f}, min BFMI {d['min_bfmi']:.2f}, "
-              f"mean tree depth {d['mean_tree_depth']}")  # fmt: skip
+              f"mean tree depth {d['mean_tree_depth']}, step size {d['step_size']}, "
+              f"sampling {d['sampling_time_s']:.0f} s")  # fmt: skip
         print(f"  {'field':10s} {'cover90':>8s} {'RMSE':>10s} {'baseline':>10s} {'ratio':>6s}")
         for name, f in res["fields"].items():
             ratio = f["rmse"] / f["rmse_baseline"] if f["rmse_baseline"] else float("nan")

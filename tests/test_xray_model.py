@@ -123,8 +123,42 @@ def test_padded_layout_places_each_element_once(rng):
     # slots follow the elements' order within their window
     for r in range(lay.pix.size):
         assert np.array_equal(slot[row == r], np.arange((row == r).sum()))
-    np.testing.assert_array_equal(lay.dense(win.counts, -1)[lay.mask],
-                                  win.counts[np.lexsort((np.arange(400), peak, pix))])  # fmt: skip
+    # rows by block, then by (pixel, peak); cells row by row hold the elements in
+    # (row, slot) order, in the dense layout and in the blocks alike
+    key = lay.pix * 6 + lay.peak
+    block = np.repeat(np.arange(len(lay.blocks)), [b - a for a, b, _ in lay.blocks])
+    assert np.array_equal(np.lexsort((key, block)), np.arange(key.size))
+    in_order = win.counts[np.lexsort((slot, row))]
+    np.testing.assert_array_equal(lay.dense(win.counts, -1)[lay.mask], in_order)
+    blocks = lay.block_dense(win.counts, -1)
+    masks = lay.block_dense(True, False)
+    joined = np.concatenate([b[m] for b, m in zip(blocks, masks, strict=True)])
+    np.testing.assert_array_equal(joined, in_order)
+
+
+def test_padded_layout_blocks_pad_the_fewest_cells():
+    """Windows of 10, 10, 10, 50 and 51 bins: three blocks pad to 10 and 51 or less; the best
+    split (brute force over every split of the sorted lengths) is found."""
+    import itertools
+
+    from bayes_sc.modeling.windows import Windows, padded_layout
+
+    sizes = np.array([10, 10, 10, 50, 51, 3, 200, 199])
+    pix = np.repeat(np.arange(sizes.size), sizes)
+    win = Windows(pix, np.arange(pix.size), np.zeros_like(pix), np.ones_like(pix),
+                  np.zeros((sizes.size, 1)), np.zeros((sizes.size, 1)), (1.0, 1.0))  # fmt: skip
+    v = np.unique(sizes)
+    for k in (1, 2, 3, 4):
+        lay = padded_layout(win, max_blocks=k)
+        cells = sum((b - a) * width for a, b, width in lay.blocks)
+        splits = [(0, *c, v.size) for n in range(k)
+                  for c in itertools.combinations(range(1, v.size), n)]  # fmt: skip
+        best = min(sum(((v[s:e, None] == sizes).sum() * v[e - 1])
+                       for s, e in itertools.pairwise(cut)) for cut in splits)  # fmt: skip
+        assert len(lay.blocks) <= k and cells == best
+        for a, b, width in lay.blocks:  # each block padded to its own longest window
+            assert width == np.bincount(lay.row)[a:b].max()
+    assert padded_layout(win, max_blocks=1).blocks == ((0, 8, 200),)
 
 
 def test_exact_expected_counts_match_the_per_element_forward_model(built, rng):
@@ -146,17 +180,18 @@ def test_exact_expected_counts_match_the_per_element_forward_model(built, rng):
                "phi0": win.centre_phi + rng.normal(0, 1.0, shape),
                "sq": rng.uniform(0.02, 0.1, shape), "sphi": rng.uniform(1.0, 8.0, shape),
                "i0": rng.uniform(1e3, 1e4, shape)}  # fmt: skip
-        n_win = padded_layout(win).pix.size  # one background per window (layout row)
+        lay = padded_layout(win)
+        n_win = lay.pix.size  # one background per window (layout row)
         scale, flat = rng.uniform(0.5, 1.5, n_win), rng.uniform(0.0, 0.1, n_win)
         mu, y = _expected_counts(win, bins, bg, pt.as_tensor(scale), pt.as_tensor(flat),
                                  *(pt.as_tensor(par[k]) for k in par))  # fmt: skip
         m, k, b = win.pix, win.peak, win.bin
-        # the window of each element, numbered as the layout's rows (by pixel, then peak)
-        w = np.unique(m * shape[1] + k, return_inverse=True)[1]
+        w = lay.row  # the window of each element, numbered as the layout's rows
+        assert np.array_equal(lay.pix[w], m) and np.array_equal(lay.peak[w], k)
         want = scale[w] * bg[b] + flat[w] * bins["weight"][b] + binned_peak_counts(
             bins["weight"][b], bins["q_wmean"][b], bins["phi_wmean"][b], bins["var_q"][b],
             bins["var_phi"][b], bins["cov_qphi"][b], *(par[key][m, k] for key in par))  # fmt: skip
-        order = np.lexsort((np.arange(win.size), k, m))  # window by window, elements in order
+        order = np.lexsort((np.arange(win.size), w))  # window by window, elements in order
         np.testing.assert_allclose(mu.eval(), want[order], rtol=1e-12)
         assert np.array_equal(y, win.counts[order])
 
@@ -264,7 +299,12 @@ def test_exact_likelihood_gathers_per_element_once_per_region(built):
     logp = get_jaxified_logp(model)
     ip = model.initial_point()
     jaxpr = jax.make_jaxpr(jax.value_and_grad(logp))([ip[v.name] for v in model.value_vars])
-    per_element = min(saxs.size, waxs.size)
-    big = [e for e in jaxpr.jaxpr.eqns if e.primitive.name in ("gather", "scatter-add")
-           and e.invars[1].aval.shape[0] >= per_element]  # indices: one per element  # fmt: skip
-    assert len(big) == 4  # a gather and its scatter, SAXS and WAXS
+    from bayes_sc.modeling.windows import padded_layout
+
+    # per block of windows, the padding mask's gather and its scatter: a per-parameter gather
+    # lifted to the elements would add more of the same sizes
+    per_block = [int(m.sum()) for win in (saxs, waxs)
+                 for m in padded_layout(win).block_dense(True, False)]  # fmt: skip
+    sizes = [e.invars[1].aval.shape[0] for e in jaxpr.jaxpr.eqns
+             if e.primitive.name in ("gather", "scatter-add")]  # fmt: skip
+    assert sorted(n for n in sizes if n in per_block) == sorted(per_block * 2)

@@ -50,13 +50,19 @@ class PaddedLayout:
     element's cell (slots in the elements' order within their window); ``pix``, ``peak``:
     each row's pixel and peak. Dense rows let a model broadcast each window's peak over its
     bins instead of gathering it per element (whose gradient, a scatter-add of ~10⁵ terms onto
-    a few hundred peaks, serialises on a GPU)."""
+    a few hundred peaks, serialises on a GPU).
+
+    Windows differ in size (a window cut by a detector gap holds fewer bins), so the rows come
+    in ``blocks``: consecutive row ranges ``(r0, r1, L_b)``, each padded only to its own longest
+    window ``L_b`` (:meth:`block_dense`); rows are ordered by block, then by (pixel, peak).
+    Either way the cells, read row by row, hold the elements in (row, slot) order."""
 
     row: np.ndarray
     slot: np.ndarray
     pix: np.ndarray
     peak: np.ndarray
     L: int
+    blocks: tuple[tuple[int, int, int], ...] = ()
 
     def dense(self, values, fill) -> np.ndarray:
         """(W, L) array of the elements' ``values``, ``fill`` in the padding."""
@@ -69,16 +75,62 @@ class PaddedLayout:
         """(W, L) booleans: True where a cell holds an element."""
         return self.dense(True, False)
 
+    def block_dense(self, values, fill) -> list[np.ndarray]:
+        """``values`` as one (r1 - r0, L_b) array per block (see :meth:`dense`)."""
+        full = self.dense(values, fill)
+        return [full[r0:r1, :width] for r0, r1, width in self.blocks]
 
-def padded_layout(win: Windows) -> PaddedLayout:
-    """The dense (window, slot) layout of ``win``'s elements (see :class:`PaddedLayout`)."""
+
+def _blocks(length: np.ndarray, max_blocks: int) -> np.ndarray:
+    """Block of each window (0 = shortest) for the split of the windows, by ``length``, into
+    at most ``max_blocks`` length ranges that pads the fewest cells (dynamic programming over
+    the distinct lengths)."""
+    values, count = np.unique(length, return_counts=True)
+    m = values.size
+    before = np.concatenate([[0], np.cumsum(count)])
+    i, j = np.meshgrid(np.arange(m), np.arange(m), indexing="ij")
+    # cost[i, j]: the windows of the i-th to j-th distinct lengths padded to the j-th
+    cost = np.where(i <= j, (before[j + 1] - before[i]) * values[j], np.inf)
+    best, steps = cost[0], []  # best[j]: fewest cells for lengths 0..j, in the blocks so far
+    for _ in range(1, max_blocks if m > 1 else 1):
+        total = best[:-1, None] + cost[1:]  # [i, j]: a new last block from length i + 1 to j
+        first = np.argmin(total, axis=0) + 1
+        new = total[first - 1, np.arange(m)]
+        steps.append((new < best, first))
+        best = np.minimum(best, new)
+    starts, j = [0], m - 1
+    for split, first in reversed(steps):
+        if split[j]:
+            starts.append(int(first[j]))
+            j = first[j] - 1
+    of_value = np.searchsorted(np.sort(starts), np.arange(m), side="right") - 1
+    return of_value[np.searchsorted(values, length)]
+
+
+def padded_layout(win: Windows, max_blocks: int = 3) -> PaddedLayout:
+    """The dense (window, slot) layout of ``win``'s elements (see :class:`PaddedLayout`), its
+    rows in at most ``max_blocks`` blocks of similar window sizes."""
     n_peak = win.centre_q.shape[1]
     keys, row = np.unique(win.pix * n_peak + win.peak, return_inverse=True)
-    order = np.argsort(row, kind="stable")
     length = np.bincount(row, minlength=keys.size)
+    if keys.size:
+        block = _blocks(length, max_blocks)
+        order = np.lexsort((keys, block))  # rows by block, then by (pixel, peak)
+        rank = np.empty_like(order)
+        rank[order] = np.arange(order.size)
+        keys, length, block, row = keys[order], length[order], block[order], rank[row]
+        ends = np.flatnonzero(np.diff(np.append(block, block[-1] + 1))) + 1
+        starts = np.concatenate([[0], ends[:-1]])
+        blocks = tuple(
+            (int(a), int(b), int(length[a:b].max())) for a, b in zip(starts, ends, strict=True)
+        )
+    else:
+        blocks = ()
+    by_row = np.argsort(row, kind="stable")
     slot = np.empty(row.size, dtype=np.int64)
-    slot[order] = np.arange(row.size) - np.repeat(np.cumsum(length) - length, length)
-    return PaddedLayout(row, slot, keys // n_peak, keys % n_peak, int(length.max(initial=0)))
+    slot[by_row] = np.arange(row.size) - np.repeat(np.cumsum(length) - length, length)
+    return PaddedLayout(row, slot, keys // n_peak, keys % n_peak, int(length.max(initial=0)),
+                        blocks)  # fmt: skip
 
 
 def fill_missing(values, fallback):

@@ -58,23 +58,40 @@ def _expected_counts(win: Windows, bins, bg, scale, flat, q0, phi0, sq, sphi, i0
     (:func:`~bayes_sc.physics.binned_peak_counts`); ``scale, flat`` are (window,) tensors in
     the rows of :func:`~.windows.padded_layout` (see :func:`~.background.xray_background`),
     ``q0, phi0, sq, sphi, i0`` (pixel, peak) tensors, ``sq, sphi`` standard deviations.
+    Elements come in (row, slot) order.
 
-    Computed on the dense (window, slot) layout of :func:`~.windows.padded_layout`, so each
-    window's peak parameters broadcast over its bins (padding: zero weight, unit variances)
-    and one boolean mask drops the padding at the end. A mask, not integer indices: PyTensor
-    lifts an integer gather through the arithmetic, back to per-element gathers.
+    Computed block by block on the dense (window, slot) layout of
+    :func:`~.windows.padded_layout`, so each window's peak parameters broadcast over its bins
+    (padding: zero weight, unit variances) and one boolean mask per block drops the padding at
+    the end. A mask, not integer indices: PyTensor lifts an integer gather through the
+    arithmetic, back to per-element gathers. Azimuths are measured from each window's centre
+    (bins lie within its half-width, peaks near it), so no bin's difference needs wrapping.
     """
     lay = padded_layout(win)
-    b, pix, peak = win.bin, lay.pix, lay.peak
-    weight = lay.dense(bins["weight"][b], 0.0)
-    counts = binned_peak_counts(
-        weight, lay.dense(bins["q_wmean"][b], 0.0), lay.dense(bins["phi_wmean"][b], 0.0),
-        lay.dense(bins["var_q"][b], 1.0), lay.dense(bins["var_phi"][b], 1.0),
-        lay.dense(bins["cov_qphi"][b], 0.0),
-        *(t[pix, peak][:, None] for t in (q0, phi0, sq, sphi, i0)),
-    )  # fmt: skip
-    mu = scale[:, None] * lay.dense(bg[b], 0.0) + flat[:, None] * weight + counts
-    return mu[lay.mask], lay.dense(win.counts, 0)[lay.mask]
+    b = win.bin
+    centre = win.centre_phi[win.pix, win.peak]
+    cells = {
+        "weight": (bins["weight"][b], 0.0), "q": (bins["q_wmean"][b], 0.0),
+        "phi": (wrap_deg(bins["phi_wmean"][b] - centre), 0.0), "vq": (bins["var_q"][b], 1.0),
+        "vp": (bins["var_phi"][b], 1.0), "c": (bins["cov_qphi"][b], 0.0), "bg": (bg[b], 0.0),
+        "y": (win.counts, 0),
+    }  # fmt: skip
+    cells = {k: lay.block_dense(v, fill) for k, (v, fill) in cells.items()}
+    masks = lay.block_dense(True, False)
+    pix, peak = lay.pix, lay.peak
+    peak0 = [q0[pix, peak], wrap_deg(phi0[pix, peak] - win.centre_phi[pix, peak])]
+    peak0 += [t[pix, peak] for t in (sq, sphi, i0)]
+    mus, ys = [], []
+    for k, (r0, r1, _) in enumerate(lay.blocks):
+        c = {name: v[k] for name, v in cells.items()}
+        counts = binned_peak_counts(
+            c["weight"], c["q"], c["phi"], c["vq"], c["vp"], c["c"],
+            *(t[r0:r1, None] for t in peak0), wrap=False,
+        )  # fmt: skip
+        mu = scale[r0:r1, None] * c["bg"] + flat[r0:r1, None] * c["weight"] + counts
+        mus.append(mu[masks[k]])
+        ys.append(c["y"][masks[k]])
+    return pt.concatenate(mus), np.concatenate(ys)
 
 
 def _summary_likelihood(name, summ: PeakSummaries, theta, dim):
@@ -260,9 +277,8 @@ def with_exact_counts(win: Windows, summ: PeakSummaries, values, bins, factor) -
     calibration). A merged bin's draw goes to its first bin, zeros to the others: the model
     sees only their sum."""
     merged, _, _, inv = exact_part(win, summ, bins, np.zeros(bins["weight"].size), factor)
-    lay = padded_layout(merged)  # observed as lay.dense(counts)[lay.mask]: row-major cells
-    cells = np.flatnonzero(lay.mask.ravel())
-    per_bin = np.asarray(values)[np.searchsorted(cells, lay.row * lay.L + lay.slot)]
+    lay = padded_layout(merged)  # observed in (row, slot) order (see _expected_counts)
+    per_bin = np.asarray(values)[np.lexsort((lay.slot, lay.row)).argsort()]
     keep = np.flatnonzero(_without_summary(win, summ))
     if inv is None:
         new = per_bin

@@ -42,7 +42,7 @@ def expected_pixel_counts(density, jacobian, intensity_factor, background=0.0):
 
 
 def binned_peak_counts(weight, q_wmean, phi_wmean, var_q, var_phi, cov_qphi, q0, phi0_deg,
-                       s_q, s_phi_deg, I0):  # fmt: skip
+                       s_q, s_phi_deg, I0, wrap=True):  # fmt: skip
     """Expected counts of a Gaussian peak in reduced bins [counts].
 
     A bin is summarised by its summed weight (solid angle × polarisation × pixels), its
@@ -59,12 +59,16 @@ def binned_peak_counts(weight, q_wmean, phi_wmean, var_q, var_phi, cov_qphi, q0,
         Peak centre and standard deviations (not FWHMs) [nm⁻¹], [degree].
     I0
         Integrated intensity [counts per unit weight].
+    wrap
+        Wrap ``phi_wmean - phi0_deg`` into [-180, 180). False where the caller knows the
+        difference lies there already (both measured from the same nearby azimuth): one
+        floating-point remainder less per bin.
     """
     xp = array_module(weight, q0, phi0_deg, s_q, s_phi_deg, I0)
     a = s_q**2 + var_q
     d = s_phi_deg**2 + var_phi
     det = a * d - cov_qphi**2
     dq = q_wmean - q0
-    dp = wrap_deg(phi_wmean - phi0_deg)
+    dp = wrap_deg(phi_wmean - phi0_deg) if wrap else phi_wmean - phi0_deg
     z = (d * dq**2 - 2.0 * cov_qphi * dq * dp + a * dp**2) / det
     return weight * I0 * xp.exp(-0.5 * z) / (2.0 * np.pi * xp.sqrt(det))
