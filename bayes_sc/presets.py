@@ -84,15 +84,16 @@ def load_preset(name_or_path: str | Path, *, base_dir: Path | None = None) -> di
                 f"unknown material {text!r}: known presets are {', '.join(available_presets())}"
                 " (or give a path to a TOML file)",
             )
-    return _read_preset(path.resolve())
-
-
-@cache
-def _read_preset(path: Path) -> dict:
+    path = path.resolve()
     if not path.is_file():
         raise InputError(path, "material preset file not found")
+    return _read_preset(path, path.read_text())
+
+
+@cache  # keyed on the text too: a preset edited within one session is read afresh
+def _read_preset(path: Path, text: str) -> dict:
     try:
-        data = tomllib.loads(path.read_text())
+        data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise InputError(path, f"invalid TOML: {exc}") from None
     for key in ("material", "constants", "priors"):
@@ -108,6 +109,9 @@ def _read_preset(path: Path) -> dict:
             raise InputError(
                 path, f"[xray] unsummarised_merge.{region} must be two integers >= 1 (n_q, n_phi)"
             )
+    ta = data["xray"].setdefault("target_accept", 0.9)
+    if not (isinstance(ta, float) and 0.0 < ta < 1.0):
+        raise InputError(path, f"[xray] target_accept must be a number in (0, 1), not {ta!r}")
     _fill_field_rho(path, data)
     data["_path"] = str(path)
     return data

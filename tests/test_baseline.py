@@ -27,3 +27,19 @@ def test_baseline_recovers_the_saxs_lattice(small_sim, small_reduced):
     assert np.sqrt(np.mean((maps["psi"] - truth["psi"])[ok] ** 2)) < 3.0
     assert abs(maps["a_AL"] - a_al) < 0.005
     assert np.isnan(maps["a_mean"][~mask]).all()
+
+
+def test_peak_jacobian_matches_finite_differences(rng):
+    """The least-squares fits' analytic Jacobian equals scipy's 3-point finite differences."""
+    from scipy.optimize._numdiff import approx_derivative
+
+    from bayes_sc.baseline.peakfit import binned_gaussian, binned_gaussian_jacobian
+
+    n = 300
+    bins = (rng.uniform(9.0, 11.0, n), rng.uniform(-190.0, -130.0, n), rng.uniform(0.5, 1.0, n),
+            rng.uniform(0.0, 0.01, n), rng.uniform(0.0, 2.0, n))  # fmt: skip
+    p = np.array([10.1, 178.0, np.log(0.3), np.log(8.0), np.log(5000.0), 0.7])  # across ±180°
+    jac = binned_gaussian_jacobian(p, *bins)
+    num = approx_derivative(lambda x: binned_gaussian(x, *bins), p, method="3-point")
+    assert jac.shape == (n, 6)
+    np.testing.assert_allclose(jac, num, atol=1e-6 * np.abs(jac).max())

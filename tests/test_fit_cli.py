@@ -29,6 +29,7 @@ def test_fit_writes_a_spec_posterior(small_reduced, tmp_path, capsys, likelihood
     assert np.all(np.isfinite(post["a_mean"].values))
     assert tree.attrs["sampler"] == "numpyro" and tree.attrs["seed"] == 3
     assert tree.attrs["likelihood"] == likelihood
+    assert tree.attrs["target_accept"] == 0.8  # the preset's [xray] default
     observed = set(tree.observed_data.data_vars)
     # predictive draws of every observed quantity, shaped like the observations
     pp = tree.posterior_predictive

@@ -244,6 +244,14 @@ def test_preset_background_structure_is_checked(tmp_path):
             load_preset(bad)
     bad.write_text(text.replace(merge, ""))  # absent: nothing merged
     assert load_preset(bad)["xray"]["unsummarised_merge"] == {"saxs": [1, 1], "waxs": [1, 1]}
+    ta = "target_accept = 0.8"
+    assert ta in text and load_preset("cspbbr2cl")["xray"]["target_accept"] == 0.8
+    for wrong in ("1.0", "0.0", '"high"'):
+        bad.write_text(text.replace(ta, f"target_accept = {wrong}"))
+        with pytest.raises(InputError, match="target_accept"):
+            load_preset(bad)
+    bad.write_text(text.replace(ta, ""))  # absent: 0.9
+    assert load_preset(bad)["xray"]["target_accept"] == 0.9
 
 
 def test_merged_window_bins_keep_counts_weights_and_the_peak_model(xray_inputs):

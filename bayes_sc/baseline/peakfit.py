@@ -31,6 +31,25 @@ def binned_gaussian(params, q, phi, weight, var_q, var_phi):
     return weight * (dens + b)
 
 
+def binned_gaussian_jacobian(params, q, phi, weight, var_q, var_phi):
+    """(bins, 6) derivatives of :func:`binned_gaussian` with respect to ``params``."""
+    q0, phi0, lsq, lsp, li0, b = params
+    vq, vp = np.exp(2 * lsq), np.exp(2 * lsp)
+    sq2, sp2 = vq + var_q, vp + var_phi
+    dq, dphi = q - q0, wrap_deg(phi - phi0)
+    peak = (
+        weight
+        * np.exp(li0 - 0.5 * (dq**2 / sq2 + dphi**2 / sp2))
+        / (2 * np.pi * np.sqrt(sq2 * sp2))
+    )
+    return np.column_stack([
+        peak * dq / sq2, peak * dphi / sp2,
+        peak * vq * (dq**2 / sq2 - 1.0) / sq2,  # d sq2 / d ln σq = 2 σq²
+        peak * vp * (dphi**2 / sp2 - 1.0) / sp2,
+        peak, weight,
+    ])  # fmt: skip
+
+
 def fit_peak(excess, bins, sel, q_guess, phi_guess, sq_guess, sphi_guess):
     """Fit one peak on the bins ``sel`` of background-subtracted counts ``excess``.
 
@@ -63,8 +82,9 @@ def fit_peak(excess, bins, sel, q_guess, phi_guess, sq_guess, sphi_guess):
     ]
     try:
         res = least_squares(
-            lambda p: binned_gaussian(p, q, phi, w, vq, vp) - y, x0, bounds=(lo, hi), method="trf"
-        )
+            lambda p: binned_gaussian(p, q, phi, w, vq, vp) - y, x0, bounds=(lo, hi),
+            method="trf", jac=lambda p: binned_gaussian_jacobian(p, q, phi, w, vq, vp),
+        )  # fmt: skip
     except (ValueError, np.linalg.LinAlgError):
         return nan
     p = res.x

@@ -184,11 +184,14 @@ def prepare_xray(reduced: Path, preset: dict, *, crop=None, crystal_mask=None,
 def fit_xray(
     reduced: Path, preset: dict, *, crop=None, sampler="numpyro", chains=2, draws=2000, tune=1000,
     seed=0, progress=True, posterior_predictive=False, likelihood="summary", crystal_mask=None,
+    target_accept=None,
 ) -> xr.DataTree:  # fmt: skip
     """Sample the X-ray model of one scan (optionally a crop of it) and return the DataTree.
 
     ``likelihood`` is ``"summary"`` (the fast Laplace summaries of every peak window,
     :mod:`bayes_sc.modeling.summaries`) or ``"exact"`` (Poisson on every window bin).
+    ``target_accept`` is NUTS's target acceptance (default: the preset's ``[xray]
+    target_accept``).
     """
     from ..modeling.xray import PIX, build_xray_model
     from .sample import enable_parallel_chains
@@ -203,6 +206,7 @@ def fit_xray(
     tree = sample(
         model, sampler=sampler, chains=chains, draws=draws, tune=tune, seed=seed,
         progress=progress, initial_mass="hessian",
+        target_accept=target_accept or float(preset["xray"]["target_accept"]),
     )  # fmt: skip
     if posterior_predictive:
         tree["posterior_predictive"] = posterior_predictive_draws(tree, model, seed, progress)

@@ -245,8 +245,7 @@ def summarise_windows(
             bias = poisson_mle_bias(lambda x: mu_fn(x, d), p, cov_all, d["mask"])
         return p - bias, cov_all[:N_PEAK, :N_PEAK], dec, bias[:N_PEAK]
 
-    run = jax.jit(jax.vmap(fit_one))
-    p, cov, dec, bias = (np.asarray(v) for v in run(p0, arr, lo, hi))
+    p, cov, dec, bias = _over_devices(jax.vmap(fit_one), p0, arr, lo, hi)
     sd = np.sqrt(np.clip(np.diagonal(cov, axis1=1, axis2=2), 0, None))
     inside = (
         (np.abs(p[:, 0] - cq) < 0.8 * half_q)
@@ -269,6 +268,28 @@ def summarise_windows(
         except np.linalg.LinAlgError:
             ok[i] = False
     return PeakSummaries(pix, peak, p[:, :N_PEAK], chol, ok, (y * mask).sum(1), observed)
+
+
+def _over_devices(fn, *args):
+    """``fn`` (vectorised over the leading axis of every array in ``args``) with that axis
+    split across the local JAX devices — the CPU cores, once
+    :func:`~bayes_sc.inference.sample.enable_parallel_chains` made them devices. Returns
+    NumPy arrays."""
+    import jax
+
+    n_dev = jax.local_device_count()
+    n = len(args[0])
+    if n_dev < 2 or n < 2 * n_dev:
+        return jax.tree.map(np.asarray, jax.jit(fn)(*args))
+    per = -(-n // n_dev)
+
+    def split(a):  # pad with copies of the last row, then one slice per device
+        a = np.asarray(a)
+        a = np.concatenate([a, np.repeat(a[-1:], per * n_dev - n, axis=0)])
+        return a.reshape(n_dev, per, *a.shape[1:])
+
+    out = jax.pmap(fn)(*jax.tree.map(split, args))
+    return jax.tree.map(lambda o: np.asarray(o).reshape(n_dev * per, *o.shape[2:])[:n], out)
 
 
 def xray_summaries(data, preset: dict, saxs: Windows, waxs: Windows, first: dict):
