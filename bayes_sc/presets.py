@@ -109,9 +109,13 @@ def _read_preset(path: Path, text: str) -> dict:
             raise InputError(
                 path, f"[xray] unsummarised_merge.{region} must be two integers >= 1 (n_q, n_phi)"
             )
-    ta = data["xray"].setdefault("target_accept", 0.9)
-    if not (isinstance(ta, float) and 0.0 < ta < 1.0):
-        raise InputError(path, f"[xray] target_accept must be a number in (0, 1), not {ta!r}")
+    for key in ("target_accept", "target_accept_small_scan"):
+        ta = data["xray"].setdefault(key, 0.9)
+        if not (isinstance(ta, float) and 0.0 < ta < 1.0):
+            raise InputError(path, f"[xray] {key} must be a number in (0, 1), not {ta!r}")
+    small = data["xray"].setdefault("small_scan_pixels", 0)
+    if not (isinstance(small, int) and small >= 0):
+        raise InputError(path, f"[xray] small_scan_pixels must be an integer >= 0, not {small!r}")
     _fill_field_rho(path, data)
     data["_path"] = str(path)
     return data

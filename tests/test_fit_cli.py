@@ -16,6 +16,8 @@ def test_fit_writes_a_spec_posterior(small_reduced, tmp_path, capsys, likelihood
     args = ["fit", str(small_reduced), "-o", str(out), "--model", "xray", "--crop", "2:3,2:4",
             "--draws", "10", "--tune", "10", "--seed", "3", "--quiet",
             "--likelihood", likelihood, "--posterior-predictive"]  # fmt: skip
+    if likelihood == "exact":
+        args += ["--target-accept", "0.85"]
     assert main(args) == 0
     tree = xr.open_datatree(out)
     assert {"posterior", "sample_stats", "observed_data"} <= set(tree.children)
@@ -29,7 +31,8 @@ def test_fit_writes_a_spec_posterior(small_reduced, tmp_path, capsys, likelihood
     assert np.all(np.isfinite(post["a_mean"].values))
     assert tree.attrs["sampler"] == "numpyro" and tree.attrs["seed"] == 3
     assert tree.attrs["likelihood"] == likelihood
-    assert tree.attrs["target_accept"] == 0.8  # the preset's [xray] default
+    # 2 pixels: the preset's small-scan setting ([xray] target_accept_small_scan), or the flag's
+    assert tree.attrs["target_accept"] == (0.9 if likelihood == "summary" else 0.85)
     observed = set(tree.observed_data.data_vars)
     # predictive draws of every observed quantity, shaped like the observations
     pp = tree.posterior_predictive
@@ -71,9 +74,14 @@ def test_each_model_keeps_its_default_draws(small_reduced, tmp_path, monkeypatch
         with pytest.raises(SystemExit):
             main(["fit", str(small_reduced), "-o", str(tmp_path / "p.nc"), "--model", model])
         assert "draws" not in seen[model]  # the model's own default applies
+        assert "target_accept" not in seen[model]
     with pytest.raises(SystemExit):
-        main(["fit", str(small_reduced), "-o", str(tmp_path / "p.nc"), "--draws", "7"])
-    assert seen["xray"]["draws"] == 7
+        main(["fit", str(small_reduced), "-o", str(tmp_path / "p.nc"), "--draws", "7",
+              "--target-accept", "0.95"])  # fmt: skip
+    assert seen["xray"]["draws"] == 7 and seen["xray"]["target_accept"] == 0.95
+    for wrong in ("1", "0", "-0.5"):
+        assert main(["fit", str(small_reduced), "-o", str(tmp_path / "p.nc"),
+                     "--target-accept", wrong]) == 2  # fmt: skip
     monkeypatch.undo()
     import inspect
 

@@ -252,6 +252,15 @@ def test_preset_background_structure_is_checked(tmp_path):
             load_preset(bad)
     bad.write_text(text.replace(ta, ""))  # absent: 0.9
     assert load_preset(bad)["xray"]["target_accept"] == 0.9
+    small = "small_scan_pixels = 100"
+    assert small in text
+    for wrong in ("-1", "2.5", '"many"'):
+        bad.write_text(text.replace(small, f"small_scan_pixels = {wrong}"))
+        with pytest.raises(InputError, match="small_scan_pixels"):
+            load_preset(bad)
+    bad.write_text(text.replace("target_accept_small_scan = 0.9", "target_accept_small_scan = 1"))
+    with pytest.raises(InputError, match="target_accept_small_scan"):
+        load_preset(bad)
 
 
 def test_merged_window_bins_keep_counts_weights_and_the_peak_model(xray_inputs):

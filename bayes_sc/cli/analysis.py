@@ -25,6 +25,10 @@ def _fit_args(p: argparse.ArgumentParser) -> None:
                    help="draws kept per chain (default: 2000)")  # fmt: skip
     p.add_argument("--tune", type=int, default=1000, help="warm-up draws per chain (default: 1000)")
     p.add_argument("--seed", type=_seed, default=0, help="random seed (default: 0)")
+    p.add_argument("--target-accept", type=float, metavar="P",
+                   help="NUTS target acceptance in (0, 1); raise it (e.g. 0.95) when a fit reports "
+                   "divergences (default: the model's: X-ray the preset's [xray] target_accept, "
+                   "FLIM [flim] target_accept, PL 0.9, joint 0.95)")  # fmt: skip
     p.add_argument("--crop", metavar="R0:R1,C0:C1", help="fit only these scan rows and columns")
     p.add_argument(
         "--likelihood", choices=("summary", "exact"), default="summary",
@@ -56,12 +60,14 @@ def _fit(args: argparse.Namespace) -> int:
     for name in ("chains", "draws", "tune"):
         if getattr(args, name) is not None and getattr(args, name) < 1:
             raise InputError(None, f"--{name} must be >= 1")
+    if args.target_accept is not None and not 0.0 < args.target_accept < 1.0:
+        raise InputError(None, f"--target-accept must be in (0, 1), not {args.target_accept}")
     out = fit(
         args.source, args.output, model=args.model, crop=args.crop, sampler=args.sampler,
         chains=args.chains, draws=args.draws, tune=args.tune, seed=args.seed,
         progress=not args.quiet, posterior_predictive=args.posterior_predictive,
         likelihood=args.likelihood, crystal_mask=args.crystal_mask, flim_bin=args.flim_bin,
-        flim_merge=args.flim_merge,
+        flim_merge=args.flim_merge, target_accept=args.target_accept,
     )  # fmt: skip
     print(f"wrote {out}")
     return 0

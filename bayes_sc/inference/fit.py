@@ -191,7 +191,8 @@ def fit_xray(
     ``likelihood`` is ``"summary"`` (the fast Laplace summaries of every peak window,
     :mod:`bayes_sc.modeling.summaries`) or ``"exact"`` (Poisson on every window bin).
     ``target_accept`` is NUTS's target acceptance (default: the preset's ``[xray]
-    target_accept``).
+    target_accept``, or ``target_accept_small_scan`` for fewer than ``small_scan_pixels``
+    crystal pixels).
     """
     from ..modeling.xray import PIX, build_xray_model
     from .sample import enable_parallel_chains
@@ -201,12 +202,16 @@ def fit_xray(
         reduced, preset, crop=crop, crystal_mask=crystal_mask, likelihood=likelihood
     )
     model = build_xray_model(data, preset, saxs, waxs, first, summaries)
+    if target_accept is None:  # few pixels pin the fields' scales loosely: a funnel, small steps
+        xp = preset["xray"]
+        small = data.graph.n < xp["small_scan_pixels"]
+        target_accept = xp["target_accept_small_scan" if small else "target_accept"]
     # thousands of windows pin some parameters to ~10⁻³ of their prior scale: start NUTS's
     # mass matrix from the curvature there, not the identity (docs/benchmarks.md)
     tree = sample(
         model, sampler=sampler, chains=chains, draws=draws, tune=tune, seed=seed,
         progress=progress, initial_mass="hessian",
-        target_accept=target_accept or float(preset["xray"]["target_accept"]),
+        target_accept=target_accept,
     )  # fmt: skip
     if posterior_predictive:
         tree["posterior_predictive"] = posterior_predictive_draws(tree, model, seed, progress)
@@ -225,8 +230,9 @@ def fit(source, output, *, model="xray", crop=None, crystal_mask=None, flim_bin=
     ``crystal_mask`` (a file, see :func:`read_mask`) to either.
     """
     source, output = Path(source), Path(output)
-    if settings.get("draws") is None:  # each model's default
-        settings.pop("draws", None)
+    for key in ("draws", "target_accept"):
+        if settings.get(key) is None:  # each model's default
+            settings.pop(key, None)
     if model not in MODELS:
         raise InputError(None, f"unknown model {model!r}; choose one of {', '.join(MODELS)}")
     if model == "joint" and crystal_mask is not None:

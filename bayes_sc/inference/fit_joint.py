@@ -21,7 +21,7 @@ JOINT_TARGET_ACCEPT = 0.95
 def fit_joint(
     reduced: Path, preset: dict, *, sampler="numpyro", chains=2, draws=2000, tune=1000, seed=0,
     progress=True, posterior_predictive=False, likelihood="summary", crop=None, bin_pixels=1,
-    merge=None, settings_path=None,
+    merge=None, settings_path=None, target_accept=None,
 ) -> xr.DataTree:  # fmt: skip
     """Sample the joint model of one crystal and return the DataTree.
 
@@ -38,6 +38,8 @@ def fit_joint(
         :func:`bayes_sc.inference.fit_flim.fit_flim`.
     settings_path
         Regression settings (default ``models/regression.toml``).
+    target_accept
+        NUTS target acceptance (default ``JOINT_TARGET_ACCEPT``, 0.95).
     Other parameters as :func:`bayes_sc.inference.sample.sample`.
     """
     from ..modeling.flim import PIX as FLIM_PIX
@@ -74,7 +76,8 @@ def fit_joint(
     # The law's slopes of collinear covariates and the responses' residual scales leave narrow
     # regions a step size tuned for 0.9 acceptance overshoots (2 % divergent at 0.9 on the demo)
     tree = sample(model, sampler=sampler, chains=chains, draws=draws, tune=tune, seed=seed,
-                  progress=progress, target_accept=JOINT_TARGET_ACCEPT)  # fmt: skip
+                  progress=progress,
+                  target_accept=target_accept or JOINT_TARGET_ACCEPT)  # fmt: skip
     if posterior_predictive:
         tree["posterior_predictive"] = posterior_predictive_draws(tree, model, seed, progress)
     tree.attrs.update(

@@ -15,7 +15,7 @@ log = logging.getLogger(__name__)
 
 def fit_pl(
     reduced: Path, preset: dict, *, sampler="numpyro", chains=2, draws=2000, tune=1000, seed=0,
-    progress=True, posterior_predictive=False, crystal_mask=None,
+    progress=True, posterior_predictive=False, crystal_mask=None, target_accept=None,
 ) -> xr.DataTree:  # fmt: skip
     """Sample the PL model of one crystal's spectra and return the DataTree.
 
@@ -28,6 +28,8 @@ def fit_pl(
     crystal_mask
         Optional bool mask with one entry per PL point (any shape of that size): the points
         to fit.
+    target_accept
+        NUTS target acceptance (default 0.9).
     Other parameters as :func:`bayes_sc.inference.sample.sample`.
     """
     from ..modeling.pl import PT, build_pl_model, e_peak_centred, first_estimates
@@ -45,8 +47,9 @@ def fit_pl(
     )  # fmt: skip
     model = build_pl_model(data, preset, start)
     tree = sample(
-        model, sampler=sampler, chains=chains, draws=draws, tune=tune, seed=seed, progress=progress
-    )
+        model, sampler=sampler, chains=chains, draws=draws, tune=tune, seed=seed,
+        progress=progress, target_accept=target_accept or 0.9,
+    )  # fmt: skip
     if posterior_predictive:
         tree["posterior_predictive"] = posterior_predictive_draws(tree, model, seed, progress)
     add_likelihood_summary(tree, PT, {
