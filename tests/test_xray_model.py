@@ -233,34 +233,31 @@ def test_preset_background_structure_is_checked(tmp_path):
 
     text = (preset_dir() / "cspbbr2cl.toml").read_text()
     bad = tmp_path / "bad_background.toml"
-    bad.write_text(text.replace('background_per = "window"', 'background_per = "frame"'))
-    with pytest.raises(InputError, match="background_per"):
-        load_preset(bad)
+
+    def rejected(line, wrongs, match):
+        """Each replacement of the preset's ``line`` is refused, naming ``match``."""
+        assert line in text
+        for wrong in wrongs:
+            bad.write_text(text.replace(line, wrong))
+            with pytest.raises(InputError, match=match):
+                load_preset(bad)
+
+    rejected('background_per = "window"', ['background_per = "frame"'], "background_per")
     merge = "unsummarised_merge = { saxs = [1, 1], waxs = [2, 3] }"
-    assert merge in text
-    for wrong in ("waxs = [0, 3]", "waxs = [2]", "waxs = [2.5, 3]"):
-        bad.write_text(text.replace(merge, f"unsummarised_merge = {{ saxs = [1, 1], {wrong} }}"))
-        with pytest.raises(InputError, match="unsummarised_merge.waxs"):
-            load_preset(bad)
+    rejected(merge, [f"unsummarised_merge = {{ saxs = [1, 1], {w} }}"
+                     for w in ("waxs = [0, 3]", "waxs = [2]", "waxs = [2.5, 3]")],
+             "unsummarised_merge.waxs")  # fmt: skip
     bad.write_text(text.replace(merge, ""))  # absent: nothing merged
     assert load_preset(bad)["xray"]["unsummarised_merge"] == {"saxs": [1, 1], "waxs": [1, 1]}
     ta = "target_accept = 0.8"
-    assert ta in text and load_preset("cspbbr2cl")["xray"]["target_accept"] == 0.8
-    for wrong in ("1.0", "0.0", '"high"'):
-        bad.write_text(text.replace(ta, f"target_accept = {wrong}"))
-        with pytest.raises(InputError, match="target_accept"):
-            load_preset(bad)
+    assert load_preset("cspbbr2cl")["xray"]["target_accept"] == 0.8
+    rejected(ta, [f"target_accept = {w}" for w in ("1.0", "0.0", '"high"')], "target_accept")
     bad.write_text(text.replace(ta, ""))  # absent: 0.9
     assert load_preset(bad)["xray"]["target_accept"] == 0.9
-    small = "small_scan_pixels = 100"
-    assert small in text
-    for wrong in ("-1", "2.5", '"many"'):
-        bad.write_text(text.replace(small, f"small_scan_pixels = {wrong}"))
-        with pytest.raises(InputError, match="small_scan_pixels"):
-            load_preset(bad)
-    bad.write_text(text.replace("target_accept_small_scan = 0.9", "target_accept_small_scan = 1"))
-    with pytest.raises(InputError, match="target_accept_small_scan"):
-        load_preset(bad)
+    rejected("small_scan_pixels = 100", [f"small_scan_pixels = {w}" for w in ("-1", "2.5", '"n"')],
+             "small_scan_pixels")  # fmt: skip
+    rejected("target_accept_small_scan = 0.9", ["target_accept_small_scan = 1"],
+             "target_accept_small_scan")  # fmt: skip
 
 
 def test_merged_window_bins_keep_counts_weights_and_the_peak_model(xray_inputs):
