@@ -9,7 +9,8 @@ the drawn values — they only set the start), and records the rank of the drawn
 ``--keep`` thinned posterior draws, for a_mean, delta_psi and g_q at every crop pixel and for the
 field means. If the model is sampled correctly the ranks are uniform: the script prints χ²
 p-values of 10-bin rank histograms (per quantity: the crop's centre pixel, one rank per
-replicate) and saves the histograms. Replicates run in ``--workers`` processes.
+replicate) and saves the histograms. Replicates run in ``--workers`` processes; each one is
+logged to ``OUT.replicates.jsonl`` as it finishes, and rerunning the command resumes from there.
 
     python benchmarks/sbc_xray.py --reduced reduced.h5 --crop 1:4,2:5 --replicates 100
 
@@ -20,9 +21,11 @@ from __future__ import annotations
 
 import argparse
 import json
+import multiprocessing
 import os
 import time
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
 
 import numpy as np
@@ -106,17 +109,43 @@ def main() -> None:
     args = ap.parse_args()
     from scipy.stats import chisquare
 
-    jobs = [
-        (args.reduced, args.crop, 1000 + r, args.draws, args.tune, args.keep)
+    jobs = {
+        1000 + r: (args.reduced, args.crop, 1000 + r, args.draws, args.tune, args.keep)
         for r in range(args.replicates)
-    ]
+    }
+    # every finished replicate is appended to a JSON-lines log at once, so a run that is stopped
+    # (or a worker that crashes) loses nothing: rerunning the same command resumes from it
+    done_log = args.out.with_suffix(".replicates.jsonl")
+    done = {}
+    if done_log.exists():
+        for line in done_log.read_text().splitlines():
+            rec = json.loads(line)
+            if rec["seed"] in jobs:
+                done[rec["seed"]] = (rec["ranks"], rec["divergences"], rec["max_depth"])
+        print(f"resuming: {len(done)} replicates already in {done_log}", flush=True)
     t0 = time.perf_counter()
-    results = []
-    with ProcessPoolExecutor(args.workers) as pool:
-        for i, res in enumerate(pool.map(_replicate, jobs), 1):
-            results.append(res)
-            if i % 10 == 0:
-                print(f"{i}/{len(jobs)} replicates, {time.perf_counter() - t0:.0f} s", flush=True)
+    todo = [s for s in jobs if s not in done]
+    while todo:
+        # fresh interpreters (not fork: JAX is multithreaded), one replicate each, so a crash
+        # in XLA costs one replicate, which is then retried
+        ctx = multiprocessing.get_context("spawn")
+        with ProcessPoolExecutor(args.workers, mp_context=ctx, max_tasks_per_child=1) as pool:
+            futures = {pool.submit(_replicate, jobs[s]): s for s in todo}
+            try:
+                for fut in as_completed(futures):
+                    seed = futures[fut]
+                    done[seed] = fut.result()
+                    with done_log.open("a") as f:
+                        ranks, div, depth = done[seed]
+                        f.write(json.dumps({"seed": seed, "ranks": ranks, "divergences": div,
+                                            "max_depth": depth}) + "\n")  # fmt: skip
+                    if len(done) % 10 == 0:
+                        print(f"{len(done)}/{len(jobs)} replicates, "
+                              f"{time.perf_counter() - t0:.0f} s", flush=True)  # fmt: skip
+            except BrokenProcessPool as exc:
+                print(f"a worker died ({exc}); restarting the pool", flush=True)
+        todo = [s for s in jobs if s not in done]
+    results = [done[s] for s in sorted(jobs)]
     names = list(results[0][0])
     n_pix = len(results[0][0][QUANTITIES[0]])
     centre = n_pix // 2
