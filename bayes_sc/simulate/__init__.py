@@ -32,7 +32,7 @@ from .fields import crystal_outline, grid_mask, xray_fields
 from .optics import COVARIATES, law_coefficients, simulate_flim, simulate_pl
 from .xray import XrayScene, detector_mask, iter_frames
 
-__all__ = ["simulate_supercrystal"]
+__all__ = ["expected_reduced_xray", "expected_xray_frames", "simulate_supercrystal"]
 
 XRAY_TRUTH = ("a1", "a2", "a_mean", "a_ratio", "gamma", "phi", "psi", "delta_psi", "g_q", "I_AL")
 XRAY_EXTRA = ("I_saxs", "saxs_w_q", "saxs_w_phi", "edge_um")
@@ -83,8 +83,7 @@ def simulate_supercrystal(
     pre = load_preset(preset)
     sim = pre["simulate"]
     xcfg, fcfg, pcfg, law = sim["xray"], sim["flim"], sim["pl"], sim["law"]
-    streams = [np.random.default_rng(s) for s in np.random.SeedSequence(seed).spawn(6)]
-    rng_shape, rng_fields, rng_det, rng_frames, rng_flim, rng_pl = streams
+    rng_shape, rng_fields, rng_det, rng_frames, rng_flim, rng_pl = _streams(seed)
     for sub in ("xray", "flim", "pl"):
         (outdir / sub).mkdir(parents=True, exist_ok=True)
 
@@ -101,8 +100,7 @@ def simulate_supercrystal(
     build_args = (xcfg, pre["xray"], pre["constants"], det_mask)
     scene = XrayScene.build(*build_args)
     saturation = 2 ** int(xcfg["bit_depth"]) - 1
-    seeds = rng_frames.integers(0, 2**63, ny * nx + int(xcfg["background_frames"]))
-    bg_scale = 1.0 + 0.03 * rng_frames.standard_normal(ny * nx)
+    seeds, bg_scale = _frame_plan(rng_frames, ny * nx, int(xcfg["background_frames"]))
     jobs = []
     for i in range(ny * nx):
         r, c = divmod(i, nx)
@@ -160,6 +158,7 @@ def simulate_supercrystal(
         law,
         seed,
         pre,
+        counts_scale,
     )
     manifest = outdir / "supercrystal.toml"
     with atomic_path(manifest) as tmp:
@@ -167,9 +166,12 @@ def simulate_supercrystal(
     return manifest
 
 
-def _write_truth(path, fields, mask, outline, step, ftruth, f_outline, ptruth, law, seed, pre):
+def _write_truth(
+    path, fields, mask, outline, step, ftruth, f_outline, ptruth, law, seed, pre, counts_scale
+):
     with atomic_path(path) as tmp, h5py.File(tmp, "w") as f:
-        f.attrs.update(seed=seed, material=pre["material"]["name"], preset=pre["_path"])
+        f.attrs.update(seed=seed, material=pre["material"]["name"], preset=pre["_path"],
+                       counts_scale=counts_scale)  # fmt: skip
         gx = f.create_group("xray")
         for k in XRAY_TRUTH + XRAY_EXTRA:
             gx[k] = fields[k]
@@ -195,6 +197,87 @@ def _write_truth(path, fields, mask, outline, step, ftruth, f_outline, ptruth, l
         gl["blueshift/sigma"] = law["blueshift_sigma_mev"]
         for k in ("a_mean_nm", "delta_psi_deg", "g_q_percent"):
             gl[f"profiles/{k}"] = np.asarray(pre["simulate"]["xray"][k], dtype=float)
+
+
+def _streams(seed: int) -> list:
+    """The simulator's independent random streams, in order: outline, fields, detector mask,
+    frames, FLIM, PL (one SeedSequence spawn, so each part is reproducible on its own)."""
+    return [np.random.default_rng(s) for s in np.random.SeedSequence(seed).spawn(6)]
+
+
+def _frame_plan(rng_frames, n_points: int, n_background: int):
+    """Per-frame Poisson seeds (scan points, then background frames) and each scan point's
+    substrate scale (beam flux and film thickness change by ~3 % between points)."""
+    seeds = rng_frames.integers(0, 2**63, n_points + n_background)
+    return seeds, 1.0 + 0.03 * rng_frames.standard_normal(n_points)
+
+
+def expected_xray_frames(sim_dir, points, *, with_background: bool = True):
+    """The simulator's noise-free expectation of scan frames, rebuilt from its ``truth.h5``.
+
+    Parameters
+    ----------
+    sim_dir
+        Directory written by :func:`simulate_supercrystal`.
+    points
+        Iterable of (row, col) scan points.
+    with_background
+        Include the substrate (Kapton + air) background; False leaves the crystal's peaks alone.
+
+    Returns
+    -------
+    scene, frames
+        The :class:`~.xray.XrayScene` (geometry, detector mask, ``background`` template per
+        pixel [counts per frame]) and a generator of each point's expected frame, flattened
+        (4M,) [counts]: the Poisson means the frames were drawn from.
+    """
+    sim_dir = Path(sim_dir)
+    with h5py.File(sim_dir / "truth.h5", "r") as f:
+        seed, counts_scale = int(f.attrs["seed"]), float(f.attrs.get("counts_scale", 1.0))
+        pre = load_preset(f.attrs["preset"])
+        tx = {k: v[()] for k, v in f["xray"].items() if k != "outline_um"}
+    xcfg = pre["simulate"]["xray"]
+    ny, nx = tx["mask"].shape
+    streams = _streams(seed)
+    geom = DetectorGeometry(*(xcfg[k] for k in GEOMETRY_KEYS))
+    det_mask = detector_mask(geom, EIGER4M_SHAPE, streams[2])
+    scene = XrayScene.build(xcfg, pre["xray"], pre["constants"], det_mask)
+    _seeds, bg_scale = _frame_plan(streams[3], ny * nx, int(xcfg["background_frames"]))
+
+    def frames():
+        for r, c in points:
+            pix = None
+            if tx["mask"][r, c]:
+                pix = {k: float(tx[k][r, c]) for k in XRAY_TRUTH + XRAY_EXTRA}
+                pix.update(a_AL=float(tx["a_AL"]), L_nc=float(tx["L_nc"]))
+            scale = float(bg_scale[r * nx + c]) if with_background else 0.0
+            yield scene.expected(pix, scale, counts_scale)
+
+    return scene, frames()
+
+
+def expected_reduced_xray(sim_dir, points, *, with_background: bool = True):
+    """The simulator's noise-free expectation of scan points in the reduction's bins.
+
+    Parameters are those of :func:`expected_xray_frames`. Returns ``(counts, template)``:
+    (n_points, n_bins) expected counts per bin [counts] and (n_bins,) the substrate background
+    per frame at scale 1 [counts], both binned by the bin map :func:`~bayes_sc.reduce.bins.
+    build_bin_map` builds from the scan's own geometry, mask and preset (the reduced file's).
+    """
+    from ..reduce.bins import build_bin_map
+
+    with h5py.File(Path(sim_dir) / "truth.h5", "r") as f:
+        preset = load_preset(f.attrs["preset"])
+    scene, frames = expected_xray_frames(sim_dir, points, with_background=with_background)
+    bmap = build_bin_map(scene.geometry, scene.shape, scene.mask != 0, preset)
+    pb = bmap.pixel_bin.reshape(-1)
+    used = pb >= 0
+
+    def binned(values):
+        return np.bincount(pb[used], values[used], minlength=bmap.n_bins)
+
+    counts = np.array([binned(lam) for lam in frames]).reshape(-1, bmap.n_bins)
+    return counts, binned(scene.background)
 
 
 def _manifest_text(pre, scan_shape, step, seed) -> str:
