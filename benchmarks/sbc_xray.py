@@ -169,6 +169,18 @@ def main() -> None:
             "hist_pooled": pooled.tolist(),
         }
         print(f"{name:14s} {p:17.3f} {p_all:21.3f}  {hist.tolist()}")
+        # Do replicates with divergences lean? Their ranks' mean against those without (the
+        # ranks of a calibrated posterior average keep / 2 either way).
+        div = np.array([res[1] > 0 for res in results])
+        for label, m in (("with_divergences", div), ("without_divergences", ~div)):
+            if m.sum() >= BINS:
+                h = np.histogram(r[m, min(centre, r.shape[1] - 1)], bins=BINS,
+                                 range=(0, args.keep + 1))[0]  # fmt: skip
+                out["quantities"][name][label] = {
+                    "replicates": int(m.sum()),
+                    "mean_rank": float(r[m].mean()),
+                    "p_centre": float(chisquare(h).pvalue),
+                }
     args.out.write_text(json.dumps(out, indent=1))
     print(json.dumps(out))
 
