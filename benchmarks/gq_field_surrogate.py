@@ -1,6 +1,6 @@
 """Benchmark: the g_q field's prior, tried in seconds on a surrogate of the X-ray posterior.
 
-g_q is the one X-ray field whose pixels the data barely resolve (a 1 % change in g_q moves a
+g_q is the one X-ray field whose pixels the data barely resolve (one percentage point of g_q moves a
 WAXS peak's radial width by ~3–10 %, against a width measured to ~3.6 % per window), so its
 per-pixel intervals are what the spatial prior says about structure below the data's reach.
 A full 25 × 25 fit takes 7 min; this surrogate keeps only what g_q's posterior depends on and
