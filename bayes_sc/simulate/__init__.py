@@ -106,8 +106,7 @@ def simulate_supercrystal(
         r, c = divmod(i, nx)
         pix = None
         if mask[r, c]:
-            pix = {k: float(fields[k][r, c]) for k in XRAY_TRUTH + XRAY_EXTRA}
-            pix.update(a_AL=fields["a_AL"], L_nc=fields["L_nc"])
+            pix = _point_fields(fields, r, c)
         jobs.append((pix, float(bg_scale[i]), counts_scale, int(seeds[i]), saturation))
     frames = iter_frames(scene, build_args, jobs, processes=processes)
     if progress:
@@ -212,6 +211,37 @@ def _frame_plan(rng_frames, n_points: int, n_background: int):
     return seeds, 1.0 + 0.03 * rng_frames.standard_normal(n_points)
 
 
+def _point_fields(fields, r: int, c: int) -> dict:
+    """One scan point's X-ray truth as the frame model takes it (globals a_AL, L_nc added)."""
+    pix = {k: float(fields[k][r, c]) for k in XRAY_TRUTH + XRAY_EXTRA}
+    pix.update(a_AL=float(fields["a_AL"]), L_nc=float(fields["L_nc"]))
+    return pix
+
+
+def _rebuild_scene(sim_dir):
+    """A simulated scan's preset, X-ray truth, scene, per-point substrate scales and counts
+    scale, rebuilt from its ``truth.h5`` with the simulator's own random streams."""
+    with h5py.File(Path(sim_dir) / "truth.h5", "r") as f:
+        seed, counts_scale = int(f.attrs["seed"]), float(f.attrs.get("counts_scale", 1.0))
+        pre = load_preset(f.attrs["preset"])
+        tx = {k: v[()] for k, v in f["xray"].items() if k != "outline_um"}
+    xcfg = pre["simulate"]["xray"]
+    ny, nx = tx["mask"].shape
+    streams = _streams(seed)
+    geom = DetectorGeometry(*(xcfg[k] for k in GEOMETRY_KEYS))
+    det_mask = detector_mask(geom, EIGER4M_SHAPE, streams[2])
+    scene = XrayScene.build(xcfg, pre["xray"], pre["constants"], det_mask)
+    _seeds, bg_scale = _frame_plan(streams[3], ny * nx, int(xcfg["background_frames"]))
+    return pre, tx, scene, bg_scale.reshape(ny, nx), counts_scale
+
+
+def _expected_frames(tx, scene, bg_scale, counts_scale, points, with_background):
+    for r, c in points:
+        pix = _point_fields(tx, r, c) if tx["mask"][r, c] else None
+        scale = float(bg_scale[r, c]) if with_background else 0.0
+        yield scene.expected(pix, scale, counts_scale)
+
+
 def expected_xray_frames(sim_dir, points, *, with_background: bool = True):
     """The simulator's noise-free expectation of scan frames, rebuilt from its ``truth.h5``.
 
@@ -231,29 +261,8 @@ def expected_xray_frames(sim_dir, points, *, with_background: bool = True):
         pixel [counts per frame]) and a generator of each point's expected frame, flattened
         (4M,) [counts]: the Poisson means the frames were drawn from.
     """
-    sim_dir = Path(sim_dir)
-    with h5py.File(sim_dir / "truth.h5", "r") as f:
-        seed, counts_scale = int(f.attrs["seed"]), float(f.attrs.get("counts_scale", 1.0))
-        pre = load_preset(f.attrs["preset"])
-        tx = {k: v[()] for k, v in f["xray"].items() if k != "outline_um"}
-    xcfg = pre["simulate"]["xray"]
-    ny, nx = tx["mask"].shape
-    streams = _streams(seed)
-    geom = DetectorGeometry(*(xcfg[k] for k in GEOMETRY_KEYS))
-    det_mask = detector_mask(geom, EIGER4M_SHAPE, streams[2])
-    scene = XrayScene.build(xcfg, pre["xray"], pre["constants"], det_mask)
-    _seeds, bg_scale = _frame_plan(streams[3], ny * nx, int(xcfg["background_frames"]))
-
-    def frames():
-        for r, c in points:
-            pix = None
-            if tx["mask"][r, c]:
-                pix = {k: float(tx[k][r, c]) for k in XRAY_TRUTH + XRAY_EXTRA}
-                pix.update(a_AL=float(tx["a_AL"]), L_nc=float(tx["L_nc"]))
-            scale = float(bg_scale[r * nx + c]) if with_background else 0.0
-            yield scene.expected(pix, scale, counts_scale)
-
-    return scene, frames()
+    _pre, tx, scene, bg_scale, counts_scale = _rebuild_scene(sim_dir)
+    return scene, _expected_frames(tx, scene, bg_scale, counts_scale, points, with_background)
 
 
 def expected_reduced_xray(sim_dir, points, *, with_background: bool = True):
@@ -266,16 +275,15 @@ def expected_reduced_xray(sim_dir, points, *, with_background: bool = True):
     """
     from ..reduce.bins import build_bin_map
 
-    with h5py.File(Path(sim_dir) / "truth.h5", "r") as f:
-        preset = load_preset(f.attrs["preset"])
-    scene, frames = expected_xray_frames(sim_dir, points, with_background=with_background)
-    bmap = build_bin_map(scene.geometry, scene.shape, scene.mask != 0, preset)
+    pre, tx, scene, bg_scale, counts_scale = _rebuild_scene(sim_dir)
+    bmap = build_bin_map(scene.geometry, scene.shape, scene.mask != 0, pre)
     pb = bmap.pixel_bin.reshape(-1)
     used = pb >= 0
 
     def binned(values):
         return np.bincount(pb[used], values[used], minlength=bmap.n_bins)
 
+    frames = _expected_frames(tx, scene, bg_scale, counts_scale, points, with_background)
     counts = np.array([binned(lam) for lam in frames]).reshape(-1, bmap.n_bins)
     return counts, binned(scene.background)
 
