@@ -147,9 +147,11 @@ def test_field_rho_prior_comes_from_the_preset(tmp_path):
     from bayes_sc.presets import load_preset, preset_dir
 
     text = (preset_dir() / "cspbbr3.toml").read_text()
-    marker = 'field = { transform = "log", centred = false, sd_scale = 0.5, '
-    assert marker in text  # g_q's field
-    custom = text.replace(marker, marker + 'rho = { dist = "Beta", alpha = 5.0, beta = 1.5 }, ')
+    marker = 'rho = { dist = "Beta", alpha = 4.0, beta = 1.0, '
+    assert text.count(marker) == 1  # g_q's own ρ prior, the only field with one
+    shipped = load_preset("cspbbr3")["priors"]["g_q"]["field"]["rho"]
+    assert (shipped["alpha"], shipped["beta"]) == (4.0, 1.0)
+    custom = text.replace(marker, 'rho = { dist = "Beta", alpha = 5.0, beta = 1.5, ')
     (tmp_path / "custom.toml").write_text(custom)
     preset = load_preset(tmp_path / "custom.toml")
     assert preset["priors"]["g_q"]["field"]["rho"]["alpha"] == 5.0
