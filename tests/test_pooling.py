@@ -3,14 +3,8 @@
 import numpy as np
 import pymc as pm
 import pytensor.tensor as pt
-import pytest
 
-from bayes_sc.regress.pooling import (
-    _apply_sigma_inv,
-    conditional_coefficients,
-    crystal_variances,
-    jeffreys_sd_factor,
-)
+from bayes_sc.regress.pooling import _apply_sigma_inv, conditional_coefficients
 
 
 def test_woodbury_solve_matches_dense_with_singular_profile_covariance(rng):
@@ -84,53 +78,3 @@ def test_limits_are_the_non_centred_and_the_centred_forms(rng):
         # the prior's pull is ~1/(sd² H) ≲ 1e-6; the offset H^{-½} z is ~1e-4
         np.testing.assert_allclose(theta[k], target, rtol=0, atol=1e-5)
         assert np.abs(theta[k] - np.linalg.solve(H[k], h[k])).max() > 1e-5
-
-
-def _jeffreys_log(sd, var):
-    """The Jeffreys potential's value at ``sd`` (P = 1 coefficient)."""
-    with pm.Model() as m:
-        jeffreys_sd_factor("j", pt.as_tensor(np.array([sd])), np.asarray(var)[:, None])
-    return float(m.compile_fn(m.potentials[0], inputs=[])({}))
-
-
-def test_jeffreys_factor_is_the_root_fisher_information_of_the_sd(rng):
-    # Oracle: the variance of the score of sd in θ̂_k ~ N(0, sd² + v_k), by finite differences
-    # over Monte Carlo draws (crystal 3 lacks the response: v = inf, no information).
-    var = np.array([1e-4, 0.04, 0.3, np.inf])
-    fin = var[np.isfinite(var)]
-
-    def log_root_info(sd, n=400_000, eps=1e-5):
-        x = rng.standard_normal((n, fin.size)) * np.sqrt(sd**2 + fin)
-
-        def loglik(s):
-            t = s**2 + fin
-            return (-0.5 * np.log(t) - 0.5 * x**2 / t).sum(axis=1)
-
-        score = (loglik(sd + eps) - loglik(sd - eps)) / (2 * eps)
-        return 0.5 * np.log(np.mean(score**2))
-
-    sds = [0.02, 0.1, 0.5]
-    ours = np.array([_jeffreys_log(s, var) for s in sds])
-    oracle = np.array([log_root_info(s) for s in sds])
-    # Up to a constant: compare differences. MC error of log √(mean score²) at 4e5 draws ≈ 0.002.
-    np.testing.assert_allclose(np.diff(ours), np.diff(oracle), atol=0.01)
-
-
-def test_jeffreys_factor_is_one_over_sd_when_crystals_are_precise_and_sd_when_not():
-    precise, vague = np.array([1e-8, 1e-8, 1e-8]), np.array([100.0, 100.0, 100.0])
-    ratio = np.log(0.1 / 0.2)
-    assert _jeffreys_log(0.1, precise) - _jeffreys_log(0.2, precise) == pytest.approx(
-        -ratio, abs=1e-4
-    )
-    assert _jeffreys_log(0.1, vague) - _jeffreys_log(0.2, vague) == pytest.approx(ratio, abs=1e-3)
-
-
-def test_crystal_variances_invert_the_ridged_information(rng):
-    A = rng.normal(size=(2, 8, 3))
-    H = np.einsum("kni,knj->kij", A, A)
-    H = np.concatenate([H, np.zeros((1, 3, 3))])  # crystal 2 lacks the response
-    v = crystal_variances(H, prior_sd=2.0)
-    ridge = np.diag([0.0, 0.25, 0.25])
-    for k in range(2):
-        np.testing.assert_allclose(v[k], np.diag(np.linalg.inv(H[k] + ridge)), rtol=1e-8)
-    assert np.isinf(v[2]).all()

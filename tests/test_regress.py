@@ -273,13 +273,6 @@ def test_pooled_model_has_crystal_level_slopes(crystals, tmp_path):
     shared = build_regression_model(resp, profiles, ["C", "S"], priors)
     assert shared.named_vars_to_dims["beta_crystal_sd"] == ("response",)
     assert np.isfinite(shared.compile_logp()(shared.initial_point()))
-    # `jeffreys = true`: the sds' Jeffreys factor joins the HalfNormal, per sd and shared
-    for share in (False, True):
-        priors["beta_crystal_sd"] = dict(priors["beta_crystal_sd"], shared=share, jeffreys=True)
-        jeff = build_regression_model(resp, profiles, ["C", "S"], priors)
-        assert "beta_crystal_sd_jeffreys" in {p.name for p in jeff.potentials}
-        assert np.isfinite(jeff.compile_logp()(jeff.initial_point()))
-    assert "beta_crystal_sd_jeffreys" not in {p.name for p in model.potentials}
 
 
 # --- bad input -----------------------------------------------------------------------------------

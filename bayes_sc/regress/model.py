@@ -39,12 +39,7 @@ import pytensor.tensor as pt
 
 from .eiv import column_space, spline_normal_logp
 from .inputs import COVARIATES
-from .pooling import (
-    conditional_coefficients,
-    crystal_information,
-    crystal_variances,
-    jeffreys_sd_factor,
-)
+from .pooling import conditional_coefficients, crystal_information
 from .profiles import Profile
 
 COVS = tuple(COVARIATES)
@@ -192,16 +187,12 @@ def build_regression_model(
         if n_cry > 1:
             shared = bool(priors["beta_crystal_sd"].get("shared", False))  # one sd per response
             b_sd = _prior(priors, "beta_crystal_sd", dims="response" if shared else RC)
-            prior_sd = float(priors["beta_std"]["sigma"])
-            H, h = _crystal_summaries(responses, xs_std, segments, n_cry, prior_sd)
-            if priors["beta_crystal_sd"].get("jeffreys", False):
-                v = crystal_variances(H, prior_sd)[..., 1:]  # (crystal, response, cov)
-                if shared:  # one sd per response: its information sums over crystals and slopes
-                    v = np.moveaxis(v, -1, 1).reshape(-1, len(names))
-                jeffreys_sd_factor("beta_crystal_sd_jeffreys", b_sd, v)
             if shared:
                 b_sd = pt.broadcast_to(b_sd[:, None], (len(names), len(COVS)))
             i_sd = _prior(priors, "intercept_crystal_sd", dims="response")
+            H, h = _crystal_summaries(
+                responses, xs_std, segments, n_cry, float(priors["beta_std"]["sigma"])
+            )
             theta = conditional_coefficients(
                 "crystal_coef",
                 pt.concatenate([intercept_std[:, None], beta_std], axis=1),

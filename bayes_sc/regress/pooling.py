@@ -73,45 +73,6 @@ def crystal_information(y_std, se_std, xs, B, covs_std, prior_sd: float):
     return X.T @ sinv_x, sinv_x.T @ y_std
 
 
-def crystal_variances(H, prior_sd: float):
-    """(crystal, ..., P) variance of each crystal's own coefficients from its information
-    ``H`` (crystal, ..., P, P), ridged on the slopes by their prior sd (so that a slope a
-    crystal's data cannot separate gets its prior variance, not infinity); ``inf`` where a
-    crystal lacks the response (H = 0)."""
-    P = H.shape[-1]
-    ridge = np.diag([0.0] + [prior_sd**-2] * (P - 1))
-    ridge[0, 0] = 1e-12 * max(float(np.abs(H).max()), 1.0)  # the intercept: barely ridged
-    out = np.full(H.shape[:-1], np.inf)
-    present = np.abs(H).sum(axis=(-1, -2)) > 0
-    out[present] = np.diagonal(np.linalg.inv(H[present] + ridge), axis1=-2, axis2=-1)
-    return out
-
-
-def jeffreys_sd_factor(name, sd, var):
-    """Jeffreys' factor for crystal-level sds: ``pm.Potential`` of log √I(sd), I the Fisher
-    information of sd in the crystals' estimates θ̂_k ~ N(θ, sd² + v_k)::
-
-        √I(sd) ∝ sd √(Σ_k (sd² + v_k)⁻²),
-
-    ∝ 1/sd where the crystals pin their own coefficients (sd² ≫ v_k) and ∝ sd where they do
-    not. Why: with few crystals (3) whose own data are precise (τ slopes from ~2000 FLIM
-    pixels each), a prior flat near sd = 0 (the HalfNormal) leaves the marginal posterior of
-    the pooled coefficient a Student t with J − 2 = 1 degree of freedom (Cauchy), far wider
-    than the data's t with J − 1; the 1/sd behaviour restores J − 1 (the frequentist pivot),
-    and the HalfNormal it multiplies keeps the product proper.
-
-    Parameters
-    ----------
-    sd : (..., P) tensor of crystal-level sds [standardised units].
-    var : (crystal, ..., P) numpy array from :func:`crystal_variances` (``inf``: absent).
-    """
-    v = np.asarray(var, dtype=float)
-    w = np.isfinite(v).astype(float)
-    v = np.where(np.isfinite(v), v, 1.0)
-    terms = w * (sd[None] ** 2 + v) ** -2
-    pm.Potential(name, (pt.log(sd) + 0.5 * pt.log(terms.sum(axis=0))).sum())
-
-
 def conditional_coefficients(name, mean, sd, H, h, dims):
     """Per-crystal coefficients θ_k ~ N(mean, diag(sd²)), sampled about their conditional
     posterior (module docstring).
