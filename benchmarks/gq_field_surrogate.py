@@ -68,8 +68,24 @@ VARIANTS = {
 }
 
 
+def log_sigma_q(g_pct, pix, q, size):
+    """log radial σ of every window from Williamson–Hall (:func:`bayes_sc.physics.wh_widths`):
+    FWHM² = size² + (g q)², g_q [%] per pixel, q [nm⁻¹] per window, size = 2π K / L_nc."""
+    g = np.asarray(g_pct)[..., pix] / 100.0
+    return np.log(np.sqrt(size**2 + (g * q) ** 2) / 2.3548200450309493)
+
+
+def draw_field(graph, variant, mu, sigma, rho, rng):
+    """One g_q field [%] from the surrogate's prior at fixed hyperparameters (log scale μ, σ, ρ)."""
+    order, _ = VARIANTS[variant]
+    v = graph.structured_variance(order)
+    z = rng.standard_normal(graph.eigvecs.shape[1])
+    return 100.0 * np.exp(mu + graph.eigvecs @ (sigma * np.sqrt(rho * v + 1.0 - rho) * z))
+
+
 def fit_surrogate(value, sd, pix, q, graph, truth, K, variant, seed=0):
-    """NUTS (numpyro, 2 × (1000 + 1000)) on the surrogate; returns the g_q field's draws [%]."""
+    """NUTS (numpyro, 2 × (1000 + 1000)) on the surrogate; returns the g_q field's draws [%]
+    and the posterior means of σ, ρ and μ."""
     import jax
     import jax.numpy as jnp
     import numpyro
@@ -85,7 +101,8 @@ def fit_surrogate(value, sd, pix, q, graph, truth, K, variant, seed=0):
     t = (edge - edge.mean()) / edge.std()
 
     def model():
-        mu = numpyro.sample("mu", dist.Normal(np.log(1.5), 1.0))
+        # log of g_q as a fraction: centred on 1.5 %
+        mu = numpyro.sample("mu", dist.Normal(np.log(0.015), 1.0))
         sigma = numpyro.sample("sigma", dist.HalfNormal(0.5))  # the presets' g_q sd_scale
         rho = numpyro.sample("rho", dist.Beta(*rho_ab))  # [spatial] field_rho
         z = numpyro.sample("z", dist.Normal(0.0, 1.0).expand([V.shape[1]]))
@@ -103,7 +120,40 @@ def fit_surrogate(value, sd, pix, q, graph, truth, K, variant, seed=0):
     mcmc.run(jax.random.PRNGKey(seed), extra_fields=("diverging",))
     draws = mcmc.get_samples()
     div = int(np.asarray(mcmc.get_extra_fields()["diverging"]).sum())
-    return np.asarray(draws["g_q"]), float(draws["sigma"].mean()), float(draws["rho"].mean()), div
+    hyper = {k: float(draws[k].mean()) for k in ("sigma", "rho", "mu")}
+    return np.asarray(draws["g_q"]), hyper, div
+
+
+def summarise(g, tr):
+    """Coverage of the 90 % intervals, RMSE and sd [%] and rms z of draws ``g`` against ``tr``."""
+    lo, hi = np.percentile(g, [5, 95], axis=0)
+    mean, post_sd = g.mean(0), g.std(0)
+    return {"coverage90": float(np.mean((tr >= lo) & (tr <= hi))),
+            "rmse_pct": float(np.sqrt(np.mean((mean - tr) ** 2))),
+            "mean_sd_pct": float(post_sd.mean()),
+            "rms_z": float(np.sqrt(np.mean(((tr - mean) / post_sd) ** 2)))}  # fmt: skip
+
+
+def calibrated(value, sd, pix, q, graph, truth, K, variant, n, seed=0):
+    """Per-scan coverage of a model that is right: ``n`` g_q fields drawn from the surrogate's
+    prior at the hyperparameters fitted to the scan, their summaries simulated with the scan's
+    own window sds, each refitted. The spread of the coverages over these replicates is the
+    chance variation of one scan's per-pixel coverage when the model holds exactly."""
+    _g, hyper, _div = fit_surrogate(value, sd, pix, q, graph, truth, K, variant)
+    size = 2 * np.pi * K / truth["L_nc"]
+    rng = np.random.default_rng(seed)
+    rows = []
+    for r in range(n):
+        tr = draw_field(graph, variant, hyper["mu"], hyper["sigma"], hyper["rho"], rng)
+        sim = log_sigma_q(tr, pix, q, size) + sd * rng.standard_normal(sd.shape)
+        g, h, div = fit_surrogate(sim, sd, pix, q, graph, truth, K, variant, seed=r + 1)
+        row = {"replicate": r, **summarise(g, tr), **h, "divergences": div}
+        rows.append(row)
+        print(f"replicate {r} cover {row['coverage90']:.3f} rms z {row['rms_z']:.2f} div {div}")
+    cov = np.array([row["coverage90"] for row in rows])
+    return {"hyper": hyper, "replicates": rows, "coverage_mean": float(cov.mean()),
+            "coverage_sd": float(cov.std(ddof=1)),
+            "share_in_85_95": float(np.mean((cov >= 0.85) & (cov <= 0.95)))}  # fmt: skip
 
 
 def main() -> None:
@@ -111,20 +161,25 @@ def main() -> None:
     ap.add_argument("dirs", nargs="+", type=Path, help="simulated scans (truth.h5, reduced.h5)")
     ap.add_argument("--variant", nargs="+", default=["icar", "q2_rho41"],
                     choices=tuple(VARIANTS))  # fmt: skip
+    ap.add_argument("--calibrated", type=int, default=0, metavar="N",
+                    help="instead: N replicates drawn from the fitted model (chance spread of "
+                         "one scan's coverage when the model is right)")  # fmt: skip
     args = ap.parse_args()
     rows = []
     for d in args.dirs:
         value, sd, pix, q, graph, truth, K = window_data(d)
         for variant in args.variant:
-            g, sigma, rho, div = fit_surrogate(value, sd, pix, q, graph, truth, K, variant)
-            lo, hi = np.percentile(g, [5, 95], axis=0)
-            mean, post_sd, tr = g.mean(0), g.std(0), truth["g_q"]
-            row = {"dir": str(d), "variant": variant,
-                   "coverage90": float(np.mean((tr >= lo) & (tr <= hi))),
-                   "rmse_pct": float(np.sqrt(np.mean((mean - tr) ** 2))),
-                   "mean_sd_pct": float(post_sd.mean()),
-                   "rms_z": float(np.sqrt(np.mean(((tr - mean) / post_sd) ** 2))),
-                   "sigma": sigma, "rho": rho, "divergences": div}  # fmt: skip
+            if args.calibrated:
+                res = calibrated(value, sd, pix, q, graph, truth, K, variant, args.calibrated)
+                rows.append({"dir": str(d), "variant": variant, **res})
+                print(f"{d.name} {variant}: coverage {res['coverage_mean']:.3f} ± "
+                      f"{res['coverage_sd']:.3f} (sd over replicates), "
+                      f"{res['share_in_85_95']:.2f} of scans in 85-95 %")  # fmt: skip
+                continue
+            g, hyper, div = fit_surrogate(value, sd, pix, q, graph, truth, K, variant)
+            row = {"dir": str(d), "variant": variant, **summarise(g, truth["g_q"]),
+                   **hyper, "divergences": div}  # fmt: skip
+            sigma, rho = hyper["sigma"], hyper["rho"]
             rows.append(row)
             print(
                 f"{d.name} {variant:6s} cover {row['coverage90']:.3f} "
