@@ -21,6 +21,11 @@ On the ICAR prior (the default before session 36) it reproduces the full fit (se
 quadratic mean in edge distance plus the ICAR BYM2 field). Usage::
 
     python benchmarks/gq_field_surrogate.py DIR [DIR ...] [--variant icar q2_rho41 trend]
+    python benchmarks/gq_field_surrogate.py DIR --variant q2_rho41 --calibrated 20
+
+``--calibrated N`` asks how far one scan's coverage strays when the model is right: N fields
+drawn from the model at the hyperparameters fitted to DIR, their summaries simulated with
+DIR's window sds, each refitted (docs/benchmarks.md, "How far one scan's coverage strays").
 """
 
 from __future__ import annotations
