@@ -39,6 +39,8 @@ import numpy as np
 from summary_bias import truth_peaks  # (benchmarks/ is the script's own directory)
 
 from bayes_sc.inference.fit import prepare_xray
+from bayes_sc.physics import FWHM_PER_SIGMA, wh_widths
+from bayes_sc.physics._xp import array_module
 from bayes_sc.presets import load_preset
 
 
@@ -73,11 +75,11 @@ VARIANTS = {
 }
 
 
-def log_sigma_q(g_pct, pix, q, size):
-    """log radial σ of every window from Williamson–Hall (:func:`bayes_sc.physics.wh_widths`):
-    FWHM² = size² + (g q)², g_q [%] per pixel, q [nm⁻¹] per window, size = 2π K / L_nc."""
-    g = np.asarray(g_pct)[..., pix] / 100.0
-    return np.log(np.sqrt(size**2 + (g * q) ** 2) / 2.3548200450309493)
+def log_sigma_q(g_pct, pix, q, L_nc, K):
+    """log radial σ of every window from Williamson–Hall (numpy or JAX): g_q [%] per pixel,
+    ``pix`` each window's pixel, q [nm⁻¹] per window, L_nc [nm], K the Scherrer factor."""
+    w_q, _ = wh_widths(q, L_nc, g_pct[..., pix] / 100.0, 0.0, K)
+    return array_module(w_q).log(w_q / FWHM_PER_SIGMA)
 
 
 def draw_field(graph, variant, mu, sigma, rho, rng):
@@ -101,7 +103,6 @@ def fit_surrogate(value, sd, pix, q, graph, truth, K, variant, seed=0):
     V = jnp.asarray(graph.eigvecs)
     order, rho_ab = VARIANTS[variant]
     v = jnp.asarray(graph.structured_variance(order))
-    size = 2 * np.pi * K / truth["L_nc"]
     edge = truth["edge_um"]
     t = (edge - edge.mean()) / edge.std()
 
@@ -115,9 +116,8 @@ def fit_surrogate(value, sd, pix, q, graph, truth, K, variant, seed=0):
         if variant == "trend":
             b = numpyro.sample("b", dist.Normal(0.0, 0.5).expand([2]))
             f = f + b[0] * t + b[1] * (t**2 - 1.0)
-        g = numpyro.deterministic("g_q", 100.0 * jnp.exp(f)) / 100.0
-        # Williamson–Hall radial FWHM -> σ (bayes_sc.physics.wh_widths)
-        log_s = jnp.log(jnp.sqrt(size**2 + (g[pix] * q) ** 2) / 2.3548200450309493)
+        g = numpyro.deterministic("g_q", 100.0 * jnp.exp(f))
+        log_s = log_sigma_q(g, pix, q, truth["L_nc"], K)
         numpyro.sample("obs", dist.Normal(log_s, sd), obs=value)
 
     mcmc = MCMC(NUTS(model, target_accept_prob=0.9), num_warmup=1000, num_samples=1000,
@@ -145,12 +145,11 @@ def calibrated(value, sd, pix, q, graph, truth, K, variant, n, seed=0):
     own window sds, each refitted. The spread of the coverages over these replicates is the
     chance variation of one scan's per-pixel coverage when the model holds exactly."""
     _g, hyper, _div = fit_surrogate(value, sd, pix, q, graph, truth, K, variant)
-    size = 2 * np.pi * K / truth["L_nc"]
     rng = np.random.default_rng(seed)
     rows = []
     for r in range(n):
         tr = draw_field(graph, variant, hyper["mu"], hyper["sigma"], hyper["rho"], rng)
-        sim = log_sigma_q(tr, pix, q, size) + sd * rng.standard_normal(sd.shape)
+        sim = log_sigma_q(tr, pix, q, truth["L_nc"], K) + sd * rng.standard_normal(sd.shape)
         g, h, div = fit_surrogate(sim, sd, pix, q, graph, truth, K, variant, seed=r + 1)
         row = {"replicate": r, **summarise(g, tr), **h, "divergences": div}
         rows.append(row)
