@@ -43,6 +43,19 @@ def test_spline_basis_is_a_partition_of_unity_and_adapts_to_few_edges():
         spline_basis([0.5, 0.5])
 
 
+def test_spline_interior_knots_grow_with_the_distinct_edge_distances_up_to_the_cap():
+    """A knot per three distinct edge distances: a 25 x 25 scan (~30) takes the default 8, a
+    14 x 14 one (11) only 3, whose hold-out continuation would otherwise extrapolate a spline
+    with a piece per ring (measured: 50 nm/um at 8 knots against 2 at 3)."""
+    many = np.linspace(0.5, 4.5, 30)
+    assert spline_basis(np.repeat(many, 10), max_interior_knots=8).size == 8 + 4
+    assert spline_basis(many, max_interior_knots=2).size == 2 + 4  # the cap
+    eleven = np.linspace(0.5, 2.5, 11)
+    basis = spline_basis(np.repeat(eleven, 8), max_interior_knots=8)
+    assert basis.size == 3 + 4 and basis.degree == 3
+    assert spline_basis(np.linspace(0.5, 2.0, 7), max_interior_knots=8).size == 2 + 4
+
+
 def test_spline_knots_follow_the_pixels_where_every_piece_holds_two_edge_distances():
     """A crystal's pixels crowd at its edge: the knots sit at the pixels' quantiles there (a
     short end piece for the optical pixels beyond the X-ray range to read), unless a piece

@@ -14,6 +14,7 @@ import numpy as np
 from scipy.interpolate import BSpline
 
 MIN_SITES_PER_PIECE = 2
+EDGES_PER_KNOT = 3  # distinct edge distances per interior knot, at least
 
 
 @dataclass(frozen=True)
@@ -59,7 +60,15 @@ def spline_basis(edge_um, max_interior_knots: int = 2) -> SplineBasis:
     if unique.size < 2:
         raise ValueError("a profile needs at least two distinct edge distances")
     degree = int(min(3, unique.size - 1))
-    n_interior = int(np.clip(unique.size - degree - 1, 0, max_interior_knots))
+    # Each interior knot needs distinct edge distances to pin its extra coefficient: a piece
+    # per ring or two bends to the rings' noise, and the hold-out continuation
+    # (:func:`continuation_sd`) of such a profile extrapolates its wiggles (a 14 x 14 scan,
+    # 11 distinct edges, 8 knots: 50 nm/um)
+    n_interior = int(
+        np.clip(
+            min(unique.size - degree - 1, unique.size // EDGES_PER_KNOT), 0, max_interior_knots
+        )
+    )
     lo, hi = float(unique[0]), float(unique[-1])
     levels = np.linspace(0, 1, n_interior + 2)[1:-1]
     pixel_knots = np.quantile(edge, levels)

@@ -10,8 +10,9 @@ fixed β the mean is linear in w and w is Gaussian, so w integrates out exactly:
 
     y | β ~ N(μ, diag(d) + B S Bᵀ),   S = Σ_c β_c² C_c,
 
-a diagonal plus low-rank covariance (the profiles share one basis, so the rank is K, 6 for
-cubic splines with two interior knots). Its density
+a diagonal plus low-rank covariance (the profiles share one basis, so the rank is K + 2 at
+most: the cubic spline's coefficients and the two continuations of :mod:`.profiles`). Its
+density
 costs O(n K²) through the responses' projection onto the spline space: with M = Bᵀ D⁻¹ B and
 b = Bᵀ D⁻¹ r,
 
