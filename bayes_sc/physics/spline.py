@@ -65,9 +65,7 @@ def spline_basis(edge_um, max_interior_knots: int = 2) -> SplineBasis:
     # (:func:`continuation_sd`) of such a profile extrapolates its wiggles (a 14 x 14 scan,
     # 11 distinct edges, 8 knots: 50 nm/um)
     n_interior = int(
-        np.clip(
-            min(unique.size - degree - 1, unique.size // EDGES_PER_KNOT), 0, max_interior_knots
-        )
+        np.clip(min(unique.size - degree - 1, unique.size // EDGES_PER_KNOT), 0, max_interior_knots)
     )
     lo, hi = float(unique[0]), float(unique[-1])
     levels = np.linspace(0, 1, n_interior + 2)[1:-1]
