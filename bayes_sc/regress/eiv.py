@@ -34,6 +34,12 @@ the ridge by a fraction of a posterior sd, always to the same side (docs/benchma
 but leaves a likelihood that does not fall along the ridge at all: chains then wander to
 slopes ten times the law's. So it stays: it is the Bayesian answer given the X-ray posterior
 as the profiles' prior.
+
+The responses inform the slopes only through the K + 2 dimensions of the spline space, and
+a covariance growing with the slopes makes the density fall along a collinear ridge like a
+variance estimated from that many dimensions less the law's: with K small its tails are
+heavy and the intervals too wide (2 interior knots: 1.6-2 x the slopes' scatter). Hence the
+profiles' 8 interior knots where the scan allows them (docs/benchmarks.md, session 38).
 """
 
 from __future__ import annotations
