@@ -53,7 +53,8 @@ def spline_basis(edge_um, max_interior_knots: int = 2) -> SplineBasis:
     coefficient without data (Schoenberg–Whitney: too few distinct edge distances between
     them, as on small scans) they move to quantiles of the distinct edge distances. Fewer
     distinct values still (a handful, a 6 × 6 scan) lower the degree and the number of knots,
-    so that the least-squares profile stays determined (size ≤ distinct values).
+    so that the least-squares profile stays determined (size ≤ distinct values); and there is
+    at most one interior knot per ``EDGES_PER_KNOT`` (3) distinct edge distances.
     """
     edge = np.round(np.asarray(edge_um, dtype=float).ravel(), 9)
     unique = np.unique(edge)
