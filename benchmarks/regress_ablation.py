@@ -41,14 +41,13 @@ def ablated(mode: str):
     def estimate(*args, **kwargs):
         p = estimate_profile(*args, **kwargs)
         k = p.cov.shape[0] - 2  # the spline's coefficients; then the two continuations
-        cov = p.cov.copy()
-        tiny = 1e-14 * np.eye(2)
-        if mode in ("nocont", "plugin"):
-            cov[k:, k:] = tiny
-        if mode in ("nos2", "plugin"):
-            cov[:k, :k] = p.draw_cov[:k, :k]
         if mode == "plugin":
-            cov = 1e-14 * np.eye(k + 2)
+            return dataclasses.replace(p, cov=1e-14 * np.eye(k + 2))
+        cov = p.cov.copy()
+        if mode == "nocont":
+            cov[k:, k:] = 1e-14 * np.eye(2)
+        if mode == "nos2":
+            cov[:k, :k] = p.draw_cov[:k, :k]
         return dataclasses.replace(p, cov=cov)
 
     return estimate
