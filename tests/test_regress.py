@@ -345,6 +345,10 @@ def test_regress_command_line(crystals, tmp_path, capsys):
     text = capsys.readouterr().out
     assert "with 90 % credible intervals" in text and "tau ~ a_mean" in text
     assert "ns/nm" in text and f"wrote {out}" in text and out.exists()
+    assert json.loads(xr.open_datatree(out).attrs["settings"])["target_accept"] == 0.95
+    assert main([*args, "--target-accept", "1.2", "-o", str(tmp_path / "r1.nc")]) == 2
+    assert "--target-accept must be in (0, 1)" in capsys.readouterr().err
+    assert not (tmp_path / "r1.nc").exists()
     # bad input: one line on stderr, exit status 2, nothing written
     missing = tmp_path / "nope.nc"
     assert main(["regress", str(missing), "-o", str(tmp_path / "r2.nc")]) == 2

@@ -86,6 +86,10 @@ def _regress_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--draws", type=int, default=2000, help="kept draws per chain (default: 2000)")
     p.add_argument("--tune", type=int, default=1000, help="warm-up draws per chain (default: 1000)")
     p.add_argument("--seed", type=_seed, default=0, help="random seed (default: 0)")
+    p.add_argument("--target-accept", type=float, default=0.95, metavar="P",
+                   help="NUTS target acceptance in (0, 1) (default: 0.95); raise it (e.g. 0.99: "
+                   "about twice the time) when a pooled fit reports divergences, which come "
+                   "from a crystal-level sd near 0")  # fmt: skip
     p.add_argument("--ci-prob", type=float, default=0.9,
                    help="probability of the printed credible intervals (default: 0.9)")  # fmt: skip
     p.add_argument("--posterior-predictive", action="store_true",
@@ -109,10 +113,13 @@ def _regress(args: argparse.Namespace) -> int:
             raise InputError(None, f"--{name} must be >= 1")
     if not 0 < args.ci_prob < 1:
         raise InputError(None, f"--ci-prob must lie in (0, 1), got {args.ci_prob}")
+    if not 0 < args.target_accept < 1:
+        raise InputError(None, f"--target-accept must be in (0, 1), not {args.target_accept}")
     out, summary = regress(
         args.posteriors, args.output, sampler=args.sampler, chains=args.chains, draws=args.draws,
         tune=args.tune, seed=args.seed, progress=not args.quiet, ci_prob=args.ci_prob,
         posterior_predictive=args.posterior_predictive, settings_path=args.settings,
+        target_accept=args.target_accept,
     )  # fmt: skip
     from ..regress import format_betas
 

@@ -138,6 +138,7 @@ def regress(
     posterior_predictive=False,
     ci_prob=0.9,
     settings_path=None,
+    target_accept=0.95,
 ) -> tuple[Path, dict]:
     """Fit the regression and write ``output`` (regression.nc) atomically.
 
@@ -180,7 +181,7 @@ def regress(
         seed=seed,
         progress=progress,
         dense_mass=len(crystals) == 1,
-        target_accept=0.95,
+        target_accept=target_accept,
     )
     if posterior_predictive:
         tree["posterior_predictive"] = posterior_predictive_draws(tree, model, seed, progress)
@@ -222,6 +223,7 @@ def regress(
         bayes_sc_version=__version__,
     )
     run = dict(sampler=sampler, chains=chains, draws=draws, tune=tune, ci_prob=ci_prob,
+               target_accept=target_accept,
                posterior_predictive=posterior_predictive)  # fmt: skip
     from ..presets import preset_dir  # the settings files are inputs too
 
