@@ -29,8 +29,8 @@ from scipy.linalg import block_diag
 from scipy.optimize import minimize
 
 from bayes_sc.presets import load_preset
-from bayes_sc.regress import crystal_profiles, load_settings, read_posteriors, response_data
-from bayes_sc.regress.eiv import spline_normal_logp
+from bayes_sc.regress import _value, crystal_profiles, load_settings, read_posteriors, response_data
+from bayes_sc.regress.eiv import column_space, spline_normal_logp
 from bayes_sc.regress.model import COVS
 from bayes_sc.regress.profiles import estimate_profile
 from bayes_sc.simulate.fields import structural_profiles
@@ -103,9 +103,8 @@ def _joint_segments(r, profiles, calib=None):
         else:
             means, cov = calib[k]
         x[seg] = np.column_stack([B @ means[c] for c in COVS])
-        _, sv, vt = np.linalg.svd(B, full_matrices=False)
-        z = vt[sv > 1e-9 * sv[0]].T  # as regress's column_space
-        out.append((k, seg, B @ z, np.einsum("ip,abij,jq->abpq", z, cov, z)))
+        b_red, blocks = column_space(B, list(cov.reshape((-1,) + cov.shape[2:])))
+        out.append((k, seg, b_red, np.reshape(blocks, cov.shape[:2] + (b_red.shape[1],) * 2)))
     return out, x
 
 
@@ -137,7 +136,7 @@ def main() -> None:
     xcfg = preset["simulate"]["xray"] | {"profile_scale_um": SCALES}
     preset = preset | {"simulate": preset["simulate"] | {"xray": xcfg}}
     law, settings = preset["simulate"]["law"], load_settings(args.settings)
-    knots = int(settings["profiles"]["max_interior_knots"]["value"])
+    knots = int(_value(settings["profiles"]["max_interior_knots"]))
     sigma = {"tau": law["tau_sigma_ns"], "blueshift": law["blueshift_sigma_mev"]}
     errors, logp = {}, _compiled_logp()
     with tempfile.TemporaryDirectory() as tmp:
@@ -154,6 +153,7 @@ def main() -> None:
                                                   + 1e-9 * rng.standard_normal((3, true[c].size)),
                                                   cry.xray_edge_um, knots)
                               for c in COVS})  # fmt: skip
+            calibs = {f: [calibrated(p, f) for p in profiles] for f in floors}
             for name in ("tau", "blueshift"):
                 r = response_data(name, crystals, profiles, settings)
                 t = np.array([cr[0]["beta"][name][c] for c in COVS])
@@ -171,8 +171,7 @@ def main() -> None:
                     errors.setdefault(key, []).append((b - t) / POSTERIOR_SD[name])
                 var = r.se**2 + sigma[name] ** 2
                 variants = [("", False, None), ("", True, None)]
-                variants += [(f", calibrated (floor {f:g})", False, [calibrated(p, f) for p in
-                              profiles]) for f in floors]  # fmt: skip
+                variants += [(f", calibrated (floor {f:g})", False, c) for f, c in calibs.items()]
                 for label, profiled, calib in variants:
                     segs, x = _joint_segments(r, profiles, calib)
                     start = np.linalg.lstsq(np.column_stack([x, dummies]), r.y, rcond=None)[0]
