@@ -28,11 +28,10 @@ import xarray as xr
 
 import bayes_sc.regress as regress_module
 from bayes_sc.presets import load_preset
+from bayes_sc.regress.model import COVS
 from bayes_sc.regress.profiles import estimate_profile
 from bayes_sc.simulate.optics import law_coefficients
 from bayes_sc.simulate.posteriors import synthetic_crystal
-
-COVS = ("a_mean", "delta_psi", "g_q")
 
 
 def ablated(mode: str):
